@@ -1,0 +1,162 @@
+#include "config.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cstddef>
+#include <cstring>
+#include <string_view>
+
+namespace quiesce {
+namespace {
+
+constexpr unsigned kMaxStallLimitMs = 10 * 60 * 1000;
+
+bool ParseUnsigned(std::string_view text, unsigned* out) {
+  if (text.empty()) return false;
+  unsigned value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size()) return false;
+  *out = value;
+  return true;
+}
+
+bool ParseBool(std::string_view text, bool* out) {
+  if (text == "1" || text == "true" || text == "yes" || text == "on") {
+    *out = true;
+    return true;
+  }
+  if (text == "0" || text == "false" || text == "no" || text == "off" ||
+      text.empty()) {
+    *out = false;
+    return true;
+  }
+  return false;
+}
+
+bool ParseUidList(std::string_view text, std::vector<uid_t>* out) {
+  out->clear();
+  while (!text.empty()) {
+    const size_t comma = text.find(',');
+    unsigned uid = 0;
+    if (!ParseUnsigned(text.substr(0, comma), &uid)) return false;
+    out->push_back(static_cast<uid_t>(uid));
+    if (comma == std::string_view::npos) break;
+    text.remove_prefix(comma + 1);
+  }
+  return true;
+}
+
+bool CheckStall(Config* config, std::string* error) {
+  if (config->max_stall_ms == 0) config->max_stall_ms = 5000;
+  if (config->max_stall_ms < 100 || config->max_stall_ms > kMaxStallLimitMs) {
+    *error = "max_stall_ms must be between 100 and 600000";
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+const std::vector<EnvVar>& EnvVars() {
+  static const std::vector<EnvVar> vars = {
+      {"QUIESCE_SOCKET",
+       "control socket: a path, @name (abstract), or empty for "
+       "$XDG_RUNTIME_DIR/quiesce/<pid>.sock; unset: no control server"},
+      {"QUIESCE_BASE_VFS", "the VFS to wrap (default: the default VFS)"},
+      {"QUIESCE_VFS_NAME",
+       "name to register under (default: quiesce; the base's own name "
+       "replaces it)"},
+      {"QUIESCE_DEFAULT", "1: register as the default VFS"},
+      {"QUIESCE_MAX_STALL_MS",
+       "longest wait of a host lock request at a closed gate (default 5000)"},
+      {"QUIESCE_LEASE_MS", "longest lease on a quiescent point"},
+      {"QUIESCE_ALLOW_UIDS", "comma-separated peer uids allowed to connect"},
+      {"QUIESCE_WRITABLE", "1, or a glob of database paths clients may write"},
+      {"QUIESCE_ALLOW_DDL", "1: injections may run DDL"},
+  };
+  return vars;
+}
+
+bool ConfigFromEnv(const GetEnv& getenv, Config* config, std::string* error) {
+  Config c;
+  auto bad = [error](const char* name, const char* value, const char* want) {
+    *error = std::string(name) + "='" + value + "': expected " + want;
+    return false;
+  };
+  if (const char* v = getenv("QUIESCE_SOCKET")) c.socket = v;
+  if (const char* v = getenv("QUIESCE_BASE_VFS")) c.base_vfs = v;
+  if (const char* v = getenv("QUIESCE_VFS_NAME"); v && *v) c.vfs_name = v;
+  if (const char* v = getenv("QUIESCE_DEFAULT")) {
+    if (!ParseBool(v, &c.make_default)) {
+      return bad("QUIESCE_DEFAULT", v, "0 or 1");
+    }
+  }
+  if (const char* v = getenv("QUIESCE_MAX_STALL_MS")) {
+    if (!ParseUnsigned(v, &c.max_stall_ms)) {
+      return bad("QUIESCE_MAX_STALL_MS", v, "milliseconds");
+    }
+  }
+  if (const char* v = getenv("QUIESCE_LEASE_MS")) {
+    if (!ParseUnsigned(v, &c.lease_ms)) {
+      return bad("QUIESCE_LEASE_MS", v, "milliseconds");
+    }
+  }
+  if (const char* v = getenv("QUIESCE_ALLOW_UIDS")) {
+    if (!ParseUidList(v, &c.allow_uids)) {
+      return bad("QUIESCE_ALLOW_UIDS", v, "comma-separated uids");
+    }
+  }
+  if (const char* v = getenv("QUIESCE_WRITABLE")) c.writable = v;
+  if (const char* v = getenv("QUIESCE_ALLOW_DDL")) {
+    if (!ParseBool(v, &c.allow_ddl)) {
+      return bad("QUIESCE_ALLOW_DDL", v, "0 or 1");
+    }
+  }
+  if (c.writable == "0") c.writable.clear();
+  if (!CheckStall(&c, error)) return false;
+  *config = std::move(c);
+  return true;
+}
+
+bool ConfigFromC(const quiesce_config* in, Config* config, std::string* error) {
+  if (in == nullptr || in->size < offsetof(quiesce_config, resolve)) {
+    *error = "quiesce_config is null or its size field is not set";
+    return false;
+  }
+  // Fields past in->size come from a newer header than the host's: absent.
+  quiesce_config full{};
+  std::memcpy(&full, in, std::min(in->size, sizeof(full)));
+  Config c;
+  if (full.base_vfs) c.base_vfs = full.base_vfs;
+  if (full.vfs_name && *full.vfs_name) c.vfs_name = full.vfs_name;
+  c.make_default = full.make_default != 0;
+  if (full.socket_path) c.socket = full.socket_path;
+  c.max_stall_ms = full.max_stall_ms;
+  c.lease_ms = full.lease_ms;
+  if (full.allow_uids && !ParseUidList(full.allow_uids, &c.allow_uids)) {
+    *error = std::string("allow_uids='") + full.allow_uids +
+             "': expected comma-separated uids";
+    return false;
+  }
+  if (full.writable) c.writable = full.writable;
+  if (c.writable == "0") c.writable.clear();
+  c.allow_ddl = full.allow_ddl != 0;
+  c.resolve = full.resolve;
+  c.resolve_arg = full.resolve_arg;
+  if (!CheckStall(&c, error)) return false;
+  *config = std::move(c);
+  return true;
+}
+
+unsigned StallMarginMs(unsigned max_stall_ms) {
+  // A quarter of the budget, at most a second: enough to roll back an
+  // injection or revoke a lease before any host waiter gives up.
+  return std::min(max_stall_ms / 4, 1000u);
+}
+
+unsigned EffectiveLeaseMs(const Config& config) {
+  const unsigned cap = config.max_stall_ms - StallMarginMs(config.max_stall_ms);
+  return config.lease_ms == 0 ? cap : std::min(config.lease_ms, cap);
+}
+
+}  // namespace quiesce

@@ -1,0 +1,66 @@
+// The shim's sqlite3_file: SQLite sees `base`; the wrapped file of the base
+// VFS lives in the same allocation, right after this struct.
+#ifndef QUIESCE_VFS_SHIM_FILE_H_
+#define QUIESCE_VFS_SHIM_FILE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "context.h"
+#include "database.h"
+#include "sqlite_api.h"
+#include "wal_format.h"
+
+namespace quiesce {
+
+// kOther: a file the shim wraps but does not track (no identity, or a WAL
+// or journal whose database it does not know): every method passes through.
+enum class FileKind : uint8_t { kOther, kMainDb, kWal, kMainJournal };
+
+struct ShimFile {
+  sqlite3_file base;                 // must stay first: SQLite's view
+  Context* context;
+  FileKind kind = FileKind::kOther;
+  std::shared_ptr<Database> db;      // the database this file belongs to
+  uint64_t handle_id = 0;
+
+  // Main-database handles: locks held, guarded by db->mu.
+  int lock_level = 0;                // SQLITE_LOCK_*
+  uint8_t shm_shared = 0;            // bit per shm slot held shared
+  uint8_t shm_exclusive = 0;         // bit per shm slot held exclusive
+  bool recovering = false;           // took RECOVER while holding WRITE
+  bool write_hdr_valid = false;      // write_hdr read when WRITE was taken
+  wal::IndexHeader write_hdr;
+  // The first wal-index region, once mapped (in the -shm file or, for
+  // unix-excl, in heap memory shared within the process).
+  const volatile void* shm0 = nullptr;
+
+  // Main-database handles in rollback mode: page 1 as last written by this
+  // handle's transaction. Touched only by the connection owning the handle.
+  bool page1_written = false;
+  uint32_t page1_counter = 0;
+  uint32_t page1_pages = 0;
+
+  // WAL files: the header this handle last wrote or read (page size, salts).
+  uint32_t wal_page_size = 0;
+  uint32_t wal_salt1 = 0;
+  uint32_t wal_salt2 = 0;
+
+  static constexpr size_t RealOffset() {
+    return (sizeof(ShimFile) + alignof(std::max_align_t) - 1) &
+           ~(alignof(std::max_align_t) - 1);
+  }
+  sqlite3_file* real() {
+    return reinterpret_cast<sqlite3_file*>(reinterpret_cast<char*>(this) +
+                                           RealOffset());
+  }
+};
+
+// Method tables of version 1, 2 and 3; a file gets the one that matches its
+// wrapped file's version.
+const sqlite3_io_methods* ShimIoMethods(int version);
+
+}  // namespace quiesce
+
+#endif  // QUIESCE_VFS_SHIM_FILE_H_

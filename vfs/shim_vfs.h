@@ -1,0 +1,23 @@
+// Registration of the shim's VFS over a base VFS.
+#ifndef QUIESCE_VFS_SHIM_VFS_H_
+#define QUIESCE_VFS_SHIM_VFS_H_
+
+#include <string>
+
+#include "context.h"
+
+namespace quiesce {
+
+// Wraps the VFS named base_name (empty: the default) and registers the shim
+// as vfs_name. Idempotent: a name we already registered returns SQLITE_OK.
+// Returns a SQLite result code; on failure *error says why.
+int RegisterShim(Context* context, const std::string& base_name,
+                 const std::string& vfs_name, bool make_default,
+                 std::string* error);
+
+// Whether vfs is one of our shims.
+bool IsShim(const sqlite3_vfs* vfs);
+
+}  // namespace quiesce
+
+#endif  // QUIESCE_VFS_SHIM_VFS_H_

@@ -1,0 +1,69 @@
+// The on-disk and shared-memory layouts of SQLite's WAL that the shim reads.
+// See wal.c: WalIndexHdr (two copies at the start of the wal-index, in
+// native byte order) and the WAL frame header (big-endian).
+#ifndef QUIESCE_VFS_WAL_FORMAT_H_
+#define QUIESCE_VFS_WAL_FORMAT_H_
+
+#include <cstdint>
+#include <cstring>
+
+namespace quiesce::wal {
+
+inline constexpr int kWriteLock = 0;
+inline constexpr int kCkptLock = 1;
+inline constexpr int kRecoverLock = 2;
+inline constexpr int kReadLock0 = 3;
+inline constexpr int kNumLocks = 8;
+
+inline constexpr int kHeaderSize = 32;       // WAL file header
+inline constexpr int kFrameHeaderSize = 24;  // per frame, before the page
+inline constexpr int kIndexHdrSize = 48;     // one copy of WalIndexHdr
+
+// The fields of WalIndexHdr the shim uses.
+struct IndexHeader {
+  uint32_t change = 0;     // iChange
+  uint32_t page_size = 0;  // szPage decoded (1 means 65536)
+  uint32_t mx_frame = 0;
+  uint32_t n_page = 0;
+  uint32_t salt1 = 0;
+  uint32_t salt2 = 0;
+};
+
+inline uint32_t LoadNative32(const unsigned char* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+inline uint32_t LoadBig32(const unsigned char* p) {
+  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) |
+         (uint32_t{p[2]} << 8) | uint32_t{p[3]};
+}
+
+// Reads the wal-index header from the first shared-memory region. Returns
+// false when the two copies differ (a writer is mid-update) or the index is
+// not initialised. Safe to call without a lock: it only copies.
+inline bool ReadIndexHeader(const volatile void* region0, IndexHeader* out) {
+  unsigned char copy[2 * kIndexHdrSize];
+  const volatile unsigned char* src =
+      static_cast<const volatile unsigned char*>(region0);
+  for (int i = 0; i < 2 * kIndexHdrSize; ++i) copy[i] = src[i];
+  if (std::memcmp(copy, copy + kIndexHdrSize, kIndexHdrSize) != 0) {
+    return false;
+  }
+  if (copy[12] != 1) return false;  // isInit
+  uint16_t sz;
+  std::memcpy(&sz, copy + 14, 2);
+  out->change = LoadNative32(copy + 8);
+  out->page_size = sz == 1 ? 65536u : sz;
+  out->mx_frame = LoadNative32(copy + 16);
+  out->n_page = LoadNative32(copy + 20);
+  // aSalt holds the WAL header's bytes verbatim: big-endian.
+  out->salt1 = LoadBig32(copy + 32);
+  out->salt2 = LoadBig32(copy + 36);
+  return true;
+}
+
+}  // namespace quiesce::wal
+
+#endif  // QUIESCE_VFS_WAL_FORMAT_H_
