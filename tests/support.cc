@@ -1,5 +1,6 @@
 #include "support.h"
 
+#include <dlfcn.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -10,6 +11,22 @@
 #include "quiesce/quiesce.h"
 
 namespace quiesce::testing {
+
+// Under QUIESCE_EXPECT_SQLITE=<path> the tests must be running on that
+// library (Firefox's libmozsqlite3, preloaded), the shim's table included.
+void CheckSqliteUnderTest() {
+  const char* want = std::getenv("QUIESCE_EXPECT_SQLITE");
+  if (want == nullptr) return;
+  Dl_info info{};
+  ASSERT_NE(dladdr(reinterpret_cast<void*>(Context::Get()->api().vfs_find),
+                   &info), 0);
+  ASSERT_NE(info.dli_fname, nullptr);
+  ASSERT_EQ(std::string(info.dli_fname), want)
+      << "the shim's function table is bound to another SQLite";
+  ASSERT_NE(dladdr(reinterpret_cast<void*>(&sqlite3_open_v2), &info), 0);
+  ASSERT_EQ(std::string(info.dli_fname), want)
+      << "the test binary calls another SQLite";
+}
 
 void RegisterShims() {
   static std::once_flag once;
@@ -22,6 +39,7 @@ void RegisterShims() {
     config.base_vfs = "unix-excl";
     config.vfs_name = "quiesce-excl";
     ASSERT_EQ(quiesce_register(&config), SQLITE_OK);
+    CheckSqliteUnderTest();
   });
 }
 
