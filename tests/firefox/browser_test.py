@@ -1,0 +1,233 @@
+#!/usr/bin/env python3
+"""The real-browser test: a headless Debian firefox-esr with the quiesce
+preload, a page on 127.0.0.1 that keeps putting entries into a Cache API
+cache and reading them back, and checks of what the browser did.
+
+  --mode desktop   caches go quotavfs -> base-vfs-excl -> shim "unix-excl"
+                   -> real unix-excl: no -shm file.
+  --mode android   the preload's test-only switch (QUIESCE_PRELOAD_EXCL_
+                   OVER_UNIX=1) puts the shim "unix-excl" over the real
+                   "unix": Android's locking, with a -shm file.
+
+Asserts: no storage error in the page; the preload mapped in the parent;
+the origin's caches.sqlite where Gecko keeps it; the -shm file as the mode
+says; a clean quit; then, on a copy, integrity_check ok and as many entries
+as the page put. While the page writes, the steps in WHILE_WRITING run;
+the control-channel steps among them need quiescectl and are reported as
+not run when it has not been built.
+
+Exit status 0 when every check passed, 1 otherwise. Python stdlib only.
+"""
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from harness import cache_db, live  # noqa: E402
+from harness.browser import Browser  # noqa: E402
+from harness.page_server import ClosedPort, PageServer  # noqa: E402
+from harness.profile import make_profile  # noqa: E402
+
+PAGES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pages")
+CACHE_NAME = "quiesce-test"
+
+
+class Run:
+    """One browser run's context, handed to every step."""
+
+    def __init__(self, args, workdir, server, browser, profile, socket_path):
+        self.args = args
+        self.workdir = workdir
+        self.server = server
+        self.browser = browser
+        self.profile = profile
+        self.socket_path = socket_path
+        self.cache_dir = cache_db.origin_cache_dir(profile, server.port)
+        self.db_path = os.path.join(self.cache_dir, "caches.sqlite")
+        self.quiescectl = live.find_quiescectl(args.quiescectl)
+        self.failures = []
+        self.not_run = []
+
+    def check(self, ok, what):
+        print(("ok      " if ok else "FAILED  ") + what, flush=True)
+        if not ok:
+            self.failures.append(what)
+
+
+# --- steps while the page writes ---------------------------------------------
+# Each takes the Run. Later steps of issue 6 plug in here: packing a bundle
+# from the live origin (quiescectl bundle pack), and a second profile whose
+# page reads while the bundle is injected.
+
+def step_preload_mapped(run):
+    if run.args.without_preload:
+        return
+    preload = os.path.realpath(run.args.preload)
+    tree = run.browser.track()
+    mapped = [p for p in tree if preload in run.browser.maps(p)]
+    roles = ", ".join(f"{p}:{run.browser.role(p)}" for p in tree)
+    print(f"        processes {roles}; preload mapped in {mapped}")
+    run.check(run.browser.pid in mapped,
+              "the preload is mapped in the parent process")
+
+
+def step_database_in_place(run):
+    run.check(os.path.isfile(run.db_path),
+              f"caches.sqlite exists under {run.cache_dir}")
+
+
+def step_shm_as_mode_says(run):
+    shm = os.path.exists(run.db_path + "-shm")
+    if run.args.mode == "android":
+        run.check(shm, "android path: caches.sqlite-shm exists (base-vfs over unix)")
+    else:
+        run.check(not shm, "desktop path: no caches.sqlite-shm (unix-excl)")
+
+
+def step_listed_live(run):
+    if run.quiescectl is None:
+        run.not_run.append("quiescectl list: quiescectl is not built")
+        return
+    try:
+        db = live.check_listed_and_committing(run.quiescectl, run.socket_path,
+                                              run.db_path)
+        run.check(True, f"quiescectl lists caches.sqlite, generation "
+                        f"{db.get('generation')}")
+    except (AssertionError, ValueError, OSError) as e:
+        run.check(False, f"quiescectl list: {e}")
+
+
+WHILE_WRITING = [step_preload_mapped, step_database_in_place,
+                 step_shm_as_mode_says, step_listed_live]
+
+
+# --- the run ------------------------------------------------------------------
+
+def drive(run):
+    """Runs the page to `--puts` puts and has it quit; returns the page's
+    final report, or None."""
+    reports = run.server.reports
+    first = reports.wait_for(lambda r: r["puts"] >= 10 or r["phase"] == "done",
+                             run.args.start_timeout)
+    if first is None:
+        run.check(False, f"the page put 10 entries within "
+                         f"{run.args.start_timeout} s")
+        return None
+    started = time.monotonic()
+    if first["phase"] != "done":
+        for step in WHILE_WRITING:
+            step(run)
+    reached = reports.wait_for(
+        lambda r: r["puts"] >= run.args.puts or r["phase"] == "done",
+        run.args.write_timeout)
+    progress = reached or reports.latest()
+    seconds = time.monotonic() - started
+    print(f"        {progress['puts'] - first['puts']} puts in {seconds:.1f} s "
+          f"({(progress['puts'] - first['puts']) / max(seconds, 1e-3):.0f}/s)")
+    run.check(reached is not None,
+              f"the page put {run.args.puts} entries within "
+              f"{run.args.write_timeout} s (it put {progress['puts']})")
+    reports.request_stop()
+    done = reports.wait_for(lambda r: r["phase"] == "done", 60)
+    run.check(done is not None, "the page finished and reported")
+    return done
+
+
+def check_final(run, done):
+    errors = done["errors"]
+    run.check(not errors, f"no storage error in the page ({len(errors)}: "
+                          f"{errors[:5]})")
+    run.check(done["keys"] == done["puts"] and done["matches"] == done["puts"],
+              f"the page's cache has every entry it put (puts {done['puts']}, "
+              f"matched {done['matches']}, keys {done['keys']})")
+
+
+def check_after_quit(run, done):
+    if not os.path.isfile(run.db_path):
+        return  # already reported while writing
+    stats = cache_db.check_copy(run.cache_dir,
+                                os.path.join(run.workdir, "copy"))
+    run.check(stats["integrity"] == "ok",
+              f"integrity_check of a copy: {stats['integrity']}")
+    if done is not None:
+        run.check(stats["entries"] == done["puts"],
+                  f"the database holds {stats['entries']} entries, the page "
+                  f"put {done['puts']} (user_version {stats['user_version']})")
+
+
+def run_once(args, workdir):
+    closed = ClosedPort()
+    server = PageServer(PAGES)
+    browser = None
+    try:
+        profile = make_profile(os.path.join(workdir, "profile"), closed.port)
+        socket_path = os.path.join(workdir, "quiesce.sock")
+        env = {}
+        if not args.without_preload:
+            env["LD_PRELOAD"] = os.path.realpath(args.preload)
+            env["QUIESCE_SOCKET"] = socket_path
+        if args.mode == "android":
+            env["QUIESCE_PRELOAD_EXCL_OVER_UNIX"] = "1"
+        url = server.url("writer.html", f"cache={CACHE_NAME}")
+        print(f"        {args.mode}: {url}, profile {profile}", flush=True)
+        browser = Browser(args.firefox, profile, url, env,
+                          os.path.join(workdir, "firefox.log"))
+        run = Run(args, workdir, server, browser, profile, socket_path)
+        done = drive(run)
+        if done is not None:
+            check_final(run, done)
+        status = browser.wait_exit(60)
+        run.check(status == 0, f"Firefox quit cleanly (exit status {status})")
+        if status is None or run.failures:
+            print("        firefox.log (tail):\n" + browser.log_tail())
+        browser.kill()
+        check_after_quit(run, done if status is not None else None)
+        return run
+    finally:
+        if browser is not None:
+            browser.kill()
+        server.close()
+        closed.close()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--firefox", default="/usr/bin/firefox-esr")
+    parser.add_argument("--preload", required=True,
+                        help="libquiesce_preload.so")
+    parser.add_argument("--without-preload", action="store_true",
+                        help="run Firefox as it is, for comparison")
+    parser.add_argument("--mode", choices=["desktop", "android"],
+                        default="desktop")
+    parser.add_argument("--puts", type=int, default=300)
+    parser.add_argument("--start-timeout", type=float, default=90)
+    parser.add_argument("--write-timeout", type=float, default=120)
+    parser.add_argument("--quiescectl", action="append", default=[],
+                        help="where quiescectl may be (repeatable)")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the work directory")
+    args = parser.parse_args()
+    if not os.access(args.firefox, os.X_OK):
+        print(f"{args.firefox} is not installed")
+        return 77  # meson's "skipped"
+    workdir = tempfile.mkdtemp(prefix=f"firefox-{args.mode}-")
+    try:
+        run = run_once(args, workdir)
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            print(f"        kept {workdir}")
+    for what in run.not_run:
+        print(f"not run {what}")
+    print(f"{args.mode}: {len(run.failures)} failed")
+    return 1 if run.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+// The page of the real-browser test. Query: ?cache=NAME.
+//
+// Puts entries /entry/<i> into the cache one after the other, reads each
+// back with caches.match and compares body and headers, and records every
+// storage error (a rejected promise, a miss, a wrong body or header). Every
+// few puts it POSTs its progress to /report; the harness's reply says when
+// to stop. It then counts the cache's keys, reports "done" and closes the
+// window, which quits Firefox cleanly.
+"use strict";
+
+const REPORT_EVERY = 10;
+const cacheName = new URLSearchParams(location.search).get("cache") || "quiesce";
+const state = { puts: 0, matches: 0, errors: [] };
+
+function recordError(where, error) {
+  const text = error && error.name ? `${error.name}: ${error.message}` : String(error);
+  state.errors.push(`${where}: ${text}`);
+}
+
+window.addEventListener("error", (e) => recordError("window", e.message));
+window.addEventListener("unhandledrejection", (e) => recordError("promise", e.reason));
+
+// Sends the state; returns the harness's command ({stop: bool}).
+async function report(phase, extra = {}) {
+  const body = JSON.stringify({ phase, cache: cacheName, ...state, ...extra });
+  const reply = await fetch("/report", { method: "POST", body });
+  return reply.json();
+}
+
+function bodyOf(i) {
+  // Sizes vary so that entries span different numbers of pages.
+  return `entry ${i} ` + "q".repeat((i * 37) % 2000);
+}
+
+async function putAndCheck(cache, i) {
+  const url = `/entry/${i}?n=${i}`;
+  const body = bodyOf(i);
+  const response = new Response(body, {
+    headers: { "Content-Type": "text/plain", "X-Quiesce-Entry": String(i) },
+  });
+  try {
+    await cache.put(new Request(url), response);
+    state.puts++;
+  } catch (e) {
+    recordError(`put ${i}`, e);
+    return;
+  }
+  try {
+    const found = await caches.match(url, { cacheName });
+    if (!found) {
+      recordError(`match ${i}`, "no entry");
+    } else if ((await found.text()) !== body) {
+      recordError(`match ${i}`, "wrong body");
+    } else if (found.headers.get("X-Quiesce-Entry") !== String(i)) {
+      recordError(`match ${i}`, "wrong header");
+    } else {
+      state.matches++;
+    }
+  } catch (e) {
+    recordError(`match ${i}`, e);
+  }
+}
+
+// Writes until told to stop; returns the number of keys in the cache.
+async function run() {
+  const cache = await caches.open(cacheName);
+  let command = await report("started");
+  for (let i = 0; !command.stop; i++) {
+    await putAndCheck(cache, i);
+    if (i % REPORT_EVERY === REPORT_EVERY - 1) command = await report("progress");
+  }
+  return (await cache.keys()).length;
+}
+
+async function main() {
+  let keys = -1;
+  try {
+    keys = await run();
+  } catch (e) {
+    recordError("run", e);
+  }
+  try {
+    await report("done", { keys });
+  } finally {
+    window.close();
+  }
+}
+
+main();
