@@ -12,9 +12,10 @@ cache and reading them back, and checks of what the browser did.
 Asserts: no storage error in the page; the preload mapped in the parent;
 the origin's caches.sqlite where Gecko keeps it; the -shm file as the mode
 says; a clean quit; then, on a copy, integrity_check ok and as many entries
-as the page put. While the page writes, the steps in WHILE_WRITING run;
-the control-channel steps among them need quiescectl and are reported as
-not run when it has not been built.
+as the page put. While the page writes, the steps in WHILE_WRITING run,
+the control channel's among them: the socket served by the parent alone,
+and the live caches.sqlite listed with a generation above 0 (through
+quiescectl when built, else over the protocol).
 
 Exit status 0 when every check passed, 1 otherwise. Python stdlib only.
 """
@@ -89,21 +90,33 @@ def step_shm_as_mode_says(run):
         run.check(not shm, "desktop path: no caches.sqlite-shm (unix-excl)")
 
 
-def step_listed_live(run):
-    if run.quiescectl is None:
-        run.not_run.append("quiescectl list: quiescectl is not built")
+def step_control_server_in_parent_only(run):
+    if run.args.without_preload:
         return
+    owners = live.socket_owners(run.socket_path, run.browser.track())
+    run.check(owners == [run.browser.pid],
+              f"the control socket is served by the parent alone ({owners})")
+
+
+def step_listed_live(run):
+    if run.args.without_preload:
+        return
+    if run.quiescectl is None:
+        run.not_run.append("quiescectl list (not built): listed over the "
+                           "protocol instead")
+    via = "quiescectl" if run.quiescectl else "the protocol"
     try:
         db = live.check_listed_and_committing(run.quiescectl, run.socket_path,
                                               run.db_path)
-        run.check(True, f"quiescectl lists caches.sqlite, generation "
+        run.check(True, f"{via} lists the live caches.sqlite, generation "
                         f"{db.get('generation')}")
-    except (AssertionError, ValueError, OSError) as e:
-        run.check(False, f"quiescectl list: {e}")
+    except (AssertionError, ValueError, KeyError, OSError) as e:
+        run.check(False, f"{via} list: {e}")
 
 
 WHILE_WRITING = [step_preload_mapped, step_database_in_place,
-                 step_shm_as_mode_says, step_listed_live]
+                 step_shm_as_mode_says, step_control_server_in_parent_only,
+                 step_listed_live]
 
 
 # --- the run ------------------------------------------------------------------
