@@ -25,21 +25,27 @@ Context::Context(const Config& config, const SqliteApi& api)
     : config_(config), api_(api) {}
 
 std::shared_ptr<Database> Context::AttachMain(const std::string& path,
-                                              FileId id) {
+                                              FileId id,
+                                              const std::string& vfs_name,
+                                              bool own) {
   MutexLock lock(&mu_);
   Entry& entry = by_file_[id];
   if (entry.db == nullptr) {
-    entry.db = std::make_shared<Database>(this, ++next_db_id_, path, id);
+    entry.db =
+        std::make_shared<Database>(this, ++next_db_id_, path, id, vfs_name);
   }
-  ++entry.main_handles;
+  ++(own ? entry.own_handles : entry.host_handles);
   return entry.db;
 }
 
-void Context::DetachMain(Database* db) {
+void Context::DetachMain(Database* db, bool own) {
   MutexLock lock(&mu_);
   auto it = by_file_.find(db->file_id());
   if (it == by_file_.end() || it->second.db.get() != db) return;
-  if (--it->second.main_handles == 0) by_file_.erase(it);
+  --(own ? it->second.own_handles : it->second.host_handles);
+  if (it->second.host_handles == 0 && it->second.own_handles == 0) {
+    by_file_.erase(it);
+  }
 }
 
 std::shared_ptr<Database> Context::FindByPath(const std::string& path) {

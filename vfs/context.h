@@ -47,10 +47,12 @@ class Context {
 
   // A main-database handle opened: returns the database's shared state,
   // creating it (with a new id) when no handle has it open.
-  std::shared_ptr<Database> AttachMain(const std::string& path, FileId id)
-      QUIESCE_EXCLUDES(mu_);
+  // vfs_name: the shim that opened it, which quiesce's own connection uses.
+  std::shared_ptr<Database> AttachMain(const std::string& path, FileId id,
+                                       const std::string& vfs_name,
+                                       bool own) QUIESCE_EXCLUDES(mu_);
   // A main-database handle closed.
-  void DetachMain(Database* db) QUIESCE_EXCLUDES(mu_);
+  void DetachMain(Database* db, bool own) QUIESCE_EXCLUDES(mu_);
 
   std::shared_ptr<Database> FindByPath(const std::string& path)
       QUIESCE_EXCLUDES(mu_);
@@ -69,7 +71,8 @@ class Context {
  private:
   struct Entry {
     std::shared_ptr<Database> db;
-    int main_handles = 0;
+    int host_handles = 0;  // the host's main-database handles
+    int own_handles = 0;   // quiesce's own connection's
   };
 
   const Config config_;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "config.h"
 #include "context.h"
 #include "shim_file.h"
 #include "wal_format.h"
@@ -52,8 +53,15 @@ const char* LockingModeName(LockingMode mode) {
 }
 
 Database::Database(Context* context, uint64_t id, std::string path,
-                   FileId file_id)
-    : context_(context), id_(id), path_(std::move(path)), file_id_(file_id) {}
+                   FileId file_id, std::string vfs_name)
+    : context_(context),
+      id_(id),
+      path_(std::move(path)),
+      file_id_(file_id),
+      vfs_name_(std::move(vfs_name)),
+      max_stall_(std::chrono::milliseconds(context->config().max_stall_ms)),
+      lease_cap_(std::chrono::milliseconds(
+          EffectiveLeaseMs(context->config()))) {}
 
 DatabaseInfo Database::Info() {
   DatabaseInfo info;
@@ -69,9 +77,12 @@ DatabaseInfo Database::Info() {
     info.page_size = page_size_;
     info.db_pages = db_pages_;
     for (const ShimFile* f : handles_) {
+      if (f->own) continue;
       info.handles.push_back(
           {f->handle_id, f->lock_level, f->shm_shared, f->shm_exclusive});
     }
+    info.gate_closed = gate_ != GateState::kOpen;
+    info.gate = gate_stats_;
   }
   info.transactions = counters_.transactions.load(std::memory_order_relaxed);
   info.frames = counters_.frames.load(std::memory_order_relaxed);
@@ -100,6 +111,52 @@ std::vector<CommitEvent> Database::EventsAfter(uint64_t after, size_t max,
 uint64_t Database::last_event_seq() {
   MutexLock lock(&mu);
   return next_seq_ - 1;
+}
+
+bool Database::PinWalPoint(const ShimFile* own, PinnedPoint* out) {
+  MutexLock lock(&mu);
+  for (const ShimFile* f : handles_) {
+    if (!f->own && (f->shm_exclusive & (1u << wal::kWriteLock))) return false;
+  }
+  wal::IndexHeader h;
+  if (own->shm0 == nullptr || !wal::ReadIndexHeader(own->shm0, &h)) {
+    return false;
+  }
+  const Position p = WalPosition(h);
+  if (!position_valid_ || !position_.wal) {
+    position_ = p;
+    position_valid_ = true;
+  } else if (p != position_) {
+    if (h.mx_frame != 0) {
+      RecordForeign(p, h.n_page);
+    } else {
+      position_ = p;
+    }
+  }
+  out->generation = generation_;
+  out->position = p;
+  out->db_pages = h.n_page;
+  out->page_size = h.page_size;
+  out->n_backfill = h.n_backfill;
+  return true;
+}
+
+PinnedPoint Database::PinRollbackPoint(uint32_t change_counter,
+                                       uint32_t db_pages, uint32_t page_size) {
+  MutexLock lock(&mu);
+  const Position p = RollbackPosition(change_counter);
+  if (position_valid_ && !position_.wal && p != position_ &&
+      locking_mode_ == LockingMode::kNormal) {
+    RecordForeign(p, db_pages);
+  }
+  position_ = p;
+  position_valid_ = true;
+  PinnedPoint point;
+  point.generation = generation_;
+  point.position = p;
+  point.db_pages = db_pages;
+  point.page_size = page_size;
+  return point;
 }
 
 void Database::AddHandle(ShimFile* file) { handles_.push_back(file); }

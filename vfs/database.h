@@ -14,12 +14,14 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "mutex.h"
 #include "position.h"
+#include "result.h"
 
 namespace quiesce {
 
@@ -50,6 +52,32 @@ struct HandleInfo {
   uint8_t shm_exclusive = 0; // bit n: shm slot n held exclusive
 };
 
+// What a closing gate waits for before the point is quiescent.
+enum class Drain : uint8_t {
+  kWriters,  // rollback-mode snapshot: no host writer (RESERVED or more)
+  kInject,   // everything but passive checkpointers
+  kHold,     // everything, checkpoints included
+};
+
+struct GateStats {
+  uint64_t closes = 0;          // quiescent points reached
+  uint64_t drain_timeouts = 0;  // closes that failed: a holder did not finish
+  uint64_t waits = 0;           // host lock requests that waited
+  uint64_t max_wait_us = 0;     // longest such wait
+  uint64_t stall_timeouts = 0;  // waits that reached max_stall: a fault
+  uint64_t revocations = 0;     // leases ended by their time limit
+  uint64_t own_conflict_waits = 0;  // host requests that waited for quiesce
+};
+
+// The commit a consistent copy stands at.
+struct PinnedPoint {
+  uint64_t generation = 0;
+  Position position;
+  uint32_t db_pages = 0;
+  uint32_t page_size = 0;
+  uint32_t n_backfill = 0;  // WAL: frames already copied into the db file
+};
+
 // A consistent copy of a database's state.
 struct DatabaseInfo {
   uint64_t id = 0;
@@ -64,19 +92,24 @@ struct DatabaseInfo {
   uint64_t transactions = 0, frames = 0, bytes_written = 0, syncs = 0,
            checkpoints = 0, foreign_commits = 0;
   std::vector<HandleInfo> handles;
+  bool gate_closed = false;
+  GateStats gate;
 };
 
 class Database {
  public:
   static constexpr size_t kEventCapacity = 4096;
 
-  Database(Context* context, uint64_t id, std::string path, FileId file_id);
+  Database(Context* context, uint64_t id, std::string path, FileId file_id,
+           std::string vfs_name);
   Database(const Database&) = delete;
   Database& operator=(const Database&) = delete;
 
   uint64_t id() const { return id_; }
   const std::string& path() const { return path_; }
   FileId file_id() const { return file_id_; }
+  const std::string& vfs_name() const { return vfs_name_; }
+  Context* context() const { return context_; }
   Counters& counters() { return counters_; }
 
   DatabaseInfo Info() QUIESCE_EXCLUDES(mu);
@@ -117,12 +150,64 @@ class Database {
   void OnJournalFileOpened() QUIESCE_EXCLUDES(mu);
   void OnFileFormatSeen(uint8_t write_version) QUIESCE_EXCLUDES(mu);
   void SetLockingMode(LockingMode mode) QUIESCE_EXCLUDES(mu);
+  // The host asked for PRAGMA foreign_keys=...: quiesce's own connection
+  // applies the same.
+  void SetHostForeignKeys(bool on) { host_foreign_keys_.store(on); }
+  bool host_foreign_keys() const { return host_foreign_keys_.load(); }
   void SetPageSize(uint32_t page_size) QUIESCE_EXCLUDES(mu);
 
   // Exclusive-locking WAL (no wal-index calls): a frame header was written.
   void OnWalFrameHeaderWritten(uint32_t frame, uint32_t commit_pages,
                                uint32_t salt1, uint32_t salt2)
       QUIESCE_EXCLUDES(mu);
+
+  // --- consistent copies ----------------------------------------------------
+  // WAL: the point named by the wal-index header, read through quiesce's
+  // own handle while no handle of this process holds WRITE (a commit that
+  // published its header but has not released WRITE is not yet counted).
+  // A position the shim never saw is recorded as a foreign commit first.
+  // Returns false when a local writer is mid-commit: try again.
+  bool PinWalPoint(const ShimFile* own, PinnedPoint* out) QUIESCE_EXCLUDES(mu);
+  // Rollback journal, with quiesce holding SHARED (no commit can happen):
+  // the point named by the change counter on disk.
+  PinnedPoint PinRollbackPoint(uint32_t change_counter, uint32_t db_pages,
+                               uint32_t page_size) QUIESCE_EXCLUDES(mu);
+
+  // --- the gate -----------------------------------------------------------
+  using Clock = std::chrono::steady_clock;
+
+  // Closes the gate to new host transactions and waits, until
+  // drain_deadline (capped, like closed_until, at lease_cap from now), for the host handles that hold locks (as `level` counts
+  // them) to finish. On success the point is quiescent and stays so until
+  // ReopenGate(token) or `closed_until`, whichever comes first; on timeout
+  // the gate reopens and the error names the handle that held it.
+  Result<uint64_t> CloseGate(Drain level, bool readers_may_proceed,
+                             Clock::time_point drain_deadline,
+                             Clock::time_point closed_until)
+      QUIESCE_EXCLUDES(mu);
+  // Reopens the gate. Returns false when the lease had already ended by
+  // its time limit (the point was not quiescent throughout).
+  bool ReopenGate(uint64_t token) QUIESCE_EXCLUDES(mu);
+
+  // Host lock path, with mu held, before a request reaches the base VFS:
+  // waits, bounded by max_stall, while a closed gate holds it back.
+  void AdmitShmLock(ShimFile* f, int offset, int n, int flags)
+      QUIESCE_REQUIRES(mu);
+  void AdmitLock(ShimFile* f, int level) QUIESCE_REQUIRES(mu);
+  // After the base VFS said BUSY: when quiesce's own connection holds a
+  // conflicting lock, waits (bounded) for it to go and returns true so the
+  // caller retries; false when there is nothing to wait for.
+  bool AwaitOwnShmRelease(ShimFile* f, int offset, int n, int flags,
+                          Clock::time_point deadline) QUIESCE_REQUIRES(mu);
+  bool AwaitOwnLockRelease(ShimFile* f, int level, Clock::time_point deadline)
+      QUIESCE_REQUIRES(mu);
+  // True when a host request has waited for quiesce's own connection
+  // longer than lease_cap: whatever quiesce holds it should give up now.
+  bool HostWaitingOnOwnTooLong() QUIESCE_EXCLUDES(mu);
+  // A handle's locks changed: wakes a drain or a waiter that may care.
+  void OnLocksChanged(ShimFile* f) QUIESCE_REQUIRES(mu);
+  Clock::duration max_stall() const { return max_stall_; }
+  Clock::duration lease_cap() const { return lease_cap_; }
 
   // Some handle of this process holds the WAL WRITE lock, or a rollback
   // lock of RESERVED or more: a commit of ours may be under way.
@@ -135,11 +220,25 @@ class Database {
       QUIESCE_REQUIRES(mu);
   void PushEvent(CommitEvent event) QUIESCE_REQUIRES(mu);
 
+  bool Idle(const ShimFile* f) const QUIESCE_REQUIRES(mu);
+  bool GateHoldsBack(const ShimFile* f, bool shm, int offset, int flags,
+                     int level) QUIESCE_REQUIRES(mu);
+  // The first host handle that keeps the gate from draining, or null.
+  const ShimFile* DrainBlocker() const QUIESCE_REQUIRES(mu);
+  // Waits at a closed gate until it opens, the lease ends, or the deadline.
+  void WaitAtGate(Clock::time_point deadline) QUIESCE_REQUIRES(mu);
+  void OpenGateLocked(bool revoked) QUIESCE_REQUIRES(mu);
+  template <typename Conflicts>
+  bool AwaitOwn(Conflicts conflicts, Clock::time_point deadline)
+      QUIESCE_REQUIRES(mu);
+
   Context* const context_;
   const uint64_t id_;
   const std::string path_;
   const FileId file_id_;
+  const std::string vfs_name_;
   Counters counters_;
+  std::atomic<bool> host_foreign_keys_{false};
 
   std::vector<ShimFile*> handles_ QUIESCE_GUARDED_BY(mu);
   // Rollback journal bookkeeping, for exclusive locking mode where the
@@ -165,6 +264,25 @@ class Database {
   uint32_t pending_commit_pages_ QUIESCE_GUARDED_BY(mu) = 0;
   uint32_t pending_salt1_ QUIESCE_GUARDED_BY(mu) = 0;
   uint32_t pending_salt2_ QUIESCE_GUARDED_BY(mu) = 0;
+
+  // The gate. kOpen: everything passes. kClosing: new host transactions
+  // wait while in-flight ones drain. kClosed: a quiescent point.
+  enum class GateState : uint8_t { kOpen, kClosing, kClosed };
+  const Clock::duration max_stall_;
+  // How long a gate may stay closed (draining included): max_stall less a
+  // margin, so quiesce gives up before any host waiter would.
+  const Clock::duration lease_cap_;
+  GateState gate_ QUIESCE_GUARDED_BY(mu) = GateState::kOpen;
+  Drain drain_ QUIESCE_GUARDED_BY(mu) = Drain::kHold;
+  bool readers_may_proceed_ QUIESCE_GUARDED_BY(mu) = false;
+  uint64_t gate_token_ QUIESCE_GUARDED_BY(mu) = 0;
+  Clock::time_point closed_until_ QUIESCE_GUARDED_BY(mu);
+  int waiters_ QUIESCE_GUARDED_BY(mu) = 0;  // host requests waiting
+  bool own_waited_for_ QUIESCE_GUARDED_BY(mu) = false;
+  int own_waiters_ QUIESCE_GUARDED_BY(mu) = 0;
+  Clock::time_point own_waiters_since_ QUIESCE_GUARDED_BY(mu);
+  CondVar gate_cv_;
+  GateStats gate_stats_ QUIESCE_GUARDED_BY(mu);
 
   std::array<CommitEvent, kEventCapacity> events_ QUIESCE_GUARDED_BY(mu);
   uint64_t next_seq_ QUIESCE_GUARDED_BY(mu) = 1;

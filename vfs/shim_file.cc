@@ -7,6 +7,14 @@
 #include <string_view>
 
 namespace quiesce {
+
+namespace {
+thread_local bool t_opening_own = false;
+}  // namespace
+
+void SetOpeningOwnConnection(bool opening) { t_opening_own = opening; }
+bool OpeningOwnConnection() { return t_opening_own; }
+
 namespace {
 
 ShimFile* Shim(sqlite3_file* file) { return reinterpret_cast<ShimFile*>(file); }
@@ -42,7 +50,7 @@ int ShimClose(sqlite3_file* file) {
       MutexLock lock(&f->db->mu);
       f->db->RemoveHandle(f);
     }
-    f->context->DetachMain(f->db.get());
+    f->context->DetachMain(f->db.get(), f->own);
   }
   f->~ShimFile();
   return rc;
@@ -172,9 +180,20 @@ int ShimLock(sqlite3_file* file, int level) {
   ShimFile* f = Shim(file);
   sqlite3_file* real = f->real();
   if (f->kind != FileKind::kMainDb) return real->pMethods->xLock(real, level);
-  MutexLock lock(&f->db->mu);
-  const int rc = real->pMethods->xLock(real, level);
-  if (rc == SQLITE_OK) f->lock_level = level;
+  Database& db = *f->db;
+  MutexLock lock(&db.mu);
+  // The gate check, the base's lock and the table update happen under one
+  // mutex: a drain can never miss a lock taken past an open gate.
+  db.AdmitLock(f, level);
+  const auto deadline = Database::Clock::now() + db.max_stall();
+  int rc = real->pMethods->xLock(real, level);
+  while (rc == SQLITE_BUSY && db.AwaitOwnLockRelease(f, level, deadline)) {
+    rc = real->pMethods->xLock(real, level);
+  }
+  if (rc == SQLITE_OK) {
+    f->lock_level = level;
+    db.OnLocksChanged(f);
+  }
   return rc;
 }
 
@@ -187,6 +206,7 @@ int ShimUnlock(sqlite3_file* file, int level) {
   if (rc == SQLITE_OK && level < f->lock_level) {
     if (f->lock_level > SQLITE_LOCK_SHARED) f->db->OnMainUnlocked();
     f->lock_level = level;
+    f->db->OnLocksChanged(f);
   }
   return rc;
 }
@@ -200,6 +220,12 @@ int ShimCheckReservedLock(sqlite3_file* file, int* out) {
 // exclusive locking; SQLite tells the VFS about every PRAGMA first.
 void ObservePragma(ShimFile* f, char** args) {
   if (args[1] == nullptr || args[2] == nullptr) return;
+  if (EqualsIgnoreCase(args[1], "foreign_keys") && !f->own) {
+    const std::string_view v = args[2];
+    f->db->SetHostForeignKeys(EqualsIgnoreCase(v, "on") || v == "1" ||
+                              EqualsIgnoreCase(v, "true") ||
+                              EqualsIgnoreCase(v, "yes"));
+  }
   if (EqualsIgnoreCase(args[1], "locking_mode")) {
     if (EqualsIgnoreCase(args[2], "exclusive")) {
       f->db->SetLockingMode(LockingMode::kExclusive);
@@ -289,9 +315,16 @@ int ShimShmLock(sqlite3_file* file, int offset, int n, int flags) {
     // Decide before the unlock: until then no one else can commit.
     db.OnWalWriteUnlocking(f);
   }
-  const int rc = real->pMethods->xShmLock(real, offset, n, flags);
+  db.AdmitShmLock(f, offset, n, flags);
+  const auto deadline = Database::Clock::now() + db.max_stall();
+  int rc = real->pMethods->xShmLock(real, offset, n, flags);
+  while (rc == SQLITE_BUSY &&
+         db.AwaitOwnShmRelease(f, offset, n, flags, deadline)) {
+    rc = real->pMethods->xShmLock(real, offset, n, flags);
+  }
   if (rc != SQLITE_OK) return rc;
   TrackShmLock(f, offset, n, flags);
+  db.OnLocksChanged(f);
   if (unlock) return rc;
   if (exclusive) {
     if (covers_write) db.OnWalWriteLocked(f);

@@ -5,7 +5,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <chrono>
 #include <memory>
+#include <thread>
 
 #include "context.h"
 #include "database.h"
@@ -24,6 +26,12 @@ struct ShimFile {
   FileKind kind = FileKind::kOther;
   std::shared_ptr<Database> db;      // the database this file belongs to
   uint64_t handle_id = 0;
+  bool own = false;                  // quiesce's own connection: never waits
+
+  // When and on which thread this handle went from holding no lock to
+  // holding one (for the same-thread rule and for drain errors).
+  std::thread::id lock_thread;
+  std::chrono::steady_clock::time_point held_since;
 
   // Main-database handles: locks held, guarded by db->mu.
   int lock_level = 0;                // SQLITE_LOCK_*
@@ -56,6 +64,11 @@ struct ShimFile {
                                            RealOffset());
   }
 };
+
+// Set on a thread while it opens quiesce's own connection: the handles it
+// opens are marked `own`.
+void SetOpeningOwnConnection(bool opening);
+bool OpeningOwnConnection();
 
 // Method tables of version 1, 2 and 3; a file gets the one that matches its
 // wrapped file's version.

@@ -53,7 +53,9 @@ void Attach(Shim* shim, ShimFile* f, const char* name, int flags) {
     struct stat st;
     // No identity, nothing to track: the file stays a plain pass-through.
     if (stat(name, &st) != 0) return;
-    f->db = shim->context->AttachMain(name, FileId{st.st_dev, st.st_ino});
+    f->own = OpeningOwnConnection();
+    f->db = shim->context->AttachMain(name, FileId{st.st_dev, st.st_ino},
+                                      shim->name, f->own);
     f->kind = FileKind::kMainDb;
     f->handle_id = shim->context->NextHandleId();
     MutexLock lock(&f->db->mu);
@@ -86,7 +88,7 @@ int OpenTracked(Shim* shim, const char* name, sqlite3_file* file, int flags,
       Attach(shim, f, name, flags);
     } catch (...) {  // std::bad_alloc: nothing may cross into SQLite
       if (f->kind == FileKind::kMainDb) {
-        shim->context->DetachMain(f->db.get());
+        shim->context->DetachMain(f->db.get(), f->own);
       }
       rc = SQLITE_NOMEM;
     }

@@ -4,6 +4,7 @@
 #ifndef QUIESCE_VFS_WAL_FORMAT_H_
 #define QUIESCE_VFS_WAL_FORMAT_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 
@@ -27,6 +28,7 @@ struct IndexHeader {
   uint32_t n_page = 0;
   uint32_t salt1 = 0;
   uint32_t salt2 = 0;
+  uint32_t n_backfill = 0;  // from the checkpoint info after the header
 };
 
 inline uint32_t LoadNative32(const unsigned char* p) {
@@ -38,6 +40,30 @@ inline uint32_t LoadNative32(const unsigned char* p) {
 inline uint32_t LoadBig32(const unsigned char* p) {
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) |
          (uint32_t{p[2]} << 8) | uint32_t{p[3]};
+}
+
+inline constexpr uint32_t kMagicLittleEndian = 0x377f0682;  // checksums LE
+inline constexpr uint32_t kMagicBigEndian = 0x377f0683;
+
+// SQLite's WAL checksum (walChecksumBytes): runs over 8-byte steps of
+// `data`, continuing from s[0], s[1]; words read in the WAL's byte order.
+inline void Checksum(bool big_endian, const unsigned char* data, size_t size,
+                     uint32_t s[2]) {
+  uint32_t s1 = s[0], s2 = s[1];
+  for (size_t i = 0; i + 8 <= size; i += 8) {
+    uint32_t x0, x1;
+    if (big_endian) {
+      x0 = LoadBig32(data + i);
+      x1 = LoadBig32(data + i + 4);
+    } else {
+      std::memcpy(&x0, data + i, 4);
+      std::memcpy(&x1, data + i + 4, 4);
+    }
+    s1 += x0 + s2;
+    s2 += x1 + s1;
+  }
+  s[0] = s1;
+  s[1] = s2;
 }
 
 // Reads the wal-index header from the first shared-memory region. Returns
@@ -61,6 +87,9 @@ inline bool ReadIndexHeader(const volatile void* region0, IndexHeader* out) {
   // aSalt holds the WAL header's bytes verbatim: big-endian.
   out->salt1 = LoadBig32(copy + 32);
   out->salt2 = LoadBig32(copy + 36);
+  unsigned char backfill[4];
+  for (int i = 0; i < 4; ++i) backfill[i] = src[2 * kIndexHdrSize + i];
+  out->n_backfill = LoadNative32(backfill);
   return true;
 }
 

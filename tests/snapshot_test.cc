@@ -1,0 +1,237 @@
+// Snapshots of a live database: consistent as of one commit, with the
+// generation that commit got, while the host keeps committing and
+// checkpointing, and without a host error.
+#include "snapshot.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "context.h"
+#include "sha256.h"
+#include "support.h"
+
+namespace quiesce::testing {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+SnapshotOptions Within(int seconds) {
+  SnapshotOptions opt;
+  opt.deadline = Clock::now() + std::chrono::seconds(seconds);
+  return opt;
+}
+
+std::string FileSha256(const std::string& path) {
+  FILE* f = fopen(path.c_str(), "rb");
+  EXPECT_NE(f, nullptr);
+  Sha256 sha;
+  char buf[65536];
+  size_t n;
+  while (f && (n = fread(buf, 1, sizeof(buf), f)) > 0) sha.Update(buf, n);
+  if (f) fclose(f);
+  return sha.FinishHex();
+}
+
+// Checks an image: integrity_check ok, and the sequence table holds exactly
+// 1..k. Returns k.
+int64_t CheckImage(const std::string& image) {
+  sqlite3* db = nullptr;
+  EXPECT_EQ(sqlite3_open_v2(image.c_str(), &db, SQLITE_OPEN_READONLY, "unix"),
+            SQLITE_OK);
+  auto scalar = [&](const char* sql) {
+    sqlite3_stmt* st = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db, sql, -1, &st, nullptr), SQLITE_OK)
+        << sqlite3_errmsg(db);
+    std::string out;
+    if (st && sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0)) {
+      out = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+    }
+    sqlite3_finalize(st);
+    return out;
+  };
+  EXPECT_EQ(scalar("PRAGMA integrity_check"), "ok") << image;
+  const int64_t count = std::stoll(scalar("SELECT count(*) FROM seq"));
+  const int64_t max = std::stoll(scalar("SELECT coalesce(max(n), 0) FROM seq"));
+  const int64_t min = std::stoll(scalar("SELECT coalesce(min(n), 1) FROM seq"));
+  EXPECT_EQ(count, max) << "not a committed prefix";
+  EXPECT_EQ(min, 1);
+  sqlite3_close(db);
+  return max;
+}
+
+Result<SnapshotResult> SnapshotTo(const std::string& db_path,
+                                  const std::string& out_path) {
+  const int fd = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  EXPECT_GE(fd, 0);
+  auto result = WriteSnapshot(*Find(db_path), fd, Within(30));
+  close(fd);
+  return result;
+}
+
+class SnapshotTest : public ::testing::TestWithParam<const char*> {
+ protected:
+  void SetUp() override {
+    path_ = dir_.File("live.db");
+    host_ = std::make_unique<Conn>(path_);
+    host_->Must(std::string("PRAGMA journal_mode=") + GetParam());
+    host_->Must("CREATE TABLE seq(n INTEGER PRIMARY KEY, pad BLOB)");
+    base_ = Info(path_).generation;
+  }
+  bool wal() const { return std::string(GetParam()) == "wal"; }
+
+  TempDir dir_;
+  std::string path_;
+  std::unique_ptr<Conn> host_;
+  uint64_t base_ = 0;
+};
+
+TEST_P(SnapshotTest, ImageHoldsExactlyTheCommittedState) {
+  for (int n = 1; n <= 50; ++n) {
+    host_->Must("INSERT INTO seq VALUES (" + std::to_string(n) +
+                ", randomblob(700))");
+  }
+  const std::string image = dir_.File("snap.db");
+  auto r = SnapshotTo(path_, image);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(CheckImage(image), 50);
+  EXPECT_EQ(r.value().point.generation, base_ + 50);
+  EXPECT_EQ(r.value().point.generation, Info(path_).generation);
+  EXPECT_EQ(r.value().sha256, FileSha256(image));
+  EXPECT_EQ(r.value().bytes,
+            uint64_t{r.value().page_count} * r.value().point.page_size);
+  if (wal()) {
+    EXPECT_GT(r.value().wal_frames, 0u);
+  }
+}
+
+TEST_P(SnapshotTest, ConsistentWhileTheHostCommitsAndCheckpoints) {
+  std::atomic<bool> stop{false};
+  std::atomic<int> host_errors{0};
+  std::atomic<int64_t> committed{0};
+  std::thread writer([&] {
+    Conn c(path_);
+    const char* const kCheckpoints[] = {"PASSIVE", "FULL", "RESTART",
+                                        "TRUNCATE"};
+    c.Must("PRAGMA wal_autocheckpoint=20");
+    for (int64_t n = 1; !stop.load(); ++n) {
+      int rc = c.Exec("BEGIN IMMEDIATE; INSERT INTO seq VALUES (" +
+                      std::to_string(n) + ", randomblob(" +
+                      std::to_string(100 + (n * 37) % 3000) + ")); COMMIT");
+      if (rc != SQLITE_OK) {
+        ++host_errors;
+        c.Exec("ROLLBACK");
+        break;
+      }
+      committed = n;
+      if (wal() && n % 25 == 0) {
+        sqlite3_stmt* st = nullptr;
+        const std::string sql = std::string("PRAGMA wal_checkpoint(") +
+                                kCheckpoints[(n / 25) % 4] + ")";
+        sqlite3_prepare_v2(c.get(), sql.c_str(), -1, &st, nullptr);
+        // The first column is 1 when the checkpoint could not finish.
+        if (sqlite3_step(st) != SQLITE_ROW || sqlite3_column_int(st, 0) != 0) {
+          ++host_errors;
+        }
+        sqlite3_finalize(st);
+      }
+    }
+  });
+  int snapshots = 0;
+  int64_t last = 0;
+  // Snapshot while the writer runs: at least 15 snapshots and 400 commits
+  // (a bound on the loop, not a timing assertion).
+  const auto give_up = Clock::now() + std::chrono::seconds(120);
+  while ((snapshots < 15 || committed.load() < 400) && host_errors == 0 &&
+         Clock::now() < give_up) {
+    const std::string image = dir_.File("s" + std::to_string(snapshots));
+    auto r = SnapshotTo(path_, image);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    const int64_t k = CheckImage(image);
+    // Only the host writes: the image's prefix is its generation.
+    EXPECT_EQ(static_cast<uint64_t>(k) + base_, r.value().point.generation);
+    EXPECT_GE(k, last);
+    last = k;
+    std::remove(image.c_str());
+    ++snapshots;
+  }
+  stop = true;
+  writer.join();
+  EXPECT_EQ(host_errors.load(), 0);
+  EXPECT_GT(committed.load(), 0);
+  EXPECT_EQ(Info(path_).gate.stall_timeouts, 0u);
+}
+
+TEST_P(SnapshotTest, OutputErrorsAreReportedAndReleaseEverything) {
+  host_->Must("INSERT INTO seq VALUES (1, randomblob(100000))");
+  const int full = open("/dev/full", O_WRONLY);
+  ASSERT_GE(full, 0);
+  auto r = WriteSnapshot(*Find(path_), full, Within(10));
+  close(full);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ErrorCode::kIoError) << r.error().message;
+  // Nothing is left held: a TRUNCATE checkpoint (which needs every reader
+  // gone) and a write both succeed at once.
+  host_->Must("INSERT INTO seq VALUES (2, 'x')");
+  if (wal()) {
+    EXPECT_EQ(host_->Int("PRAGMA wal_checkpoint(TRUNCATE)"), 0);
+  }
+}
+
+TEST_P(SnapshotTest, AClientThatStopsReadingTimesOut) {
+  host_->Must("INSERT INTO seq VALUES (1, randomblob(300000))");
+  int pipe_fds[2];
+  ASSERT_EQ(pipe(pipe_fds), 0);  // nobody reads pipe_fds[0]
+  SnapshotOptions opt;
+  opt.deadline = Clock::now() + std::chrono::milliseconds(300);
+  auto r = WriteSnapshot(*Find(path_), pipe_fds[1], opt);
+  close(pipe_fds[0]);
+  close(pipe_fds[1]);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ErrorCode::kTimeout) << r.error().message;
+  host_->Must("INSERT INTO seq VALUES (2, 'x')");
+  if (wal()) {
+    EXPECT_EQ(host_->Int("PRAGMA wal_checkpoint(TRUNCATE)"), 0);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, SnapshotTest,
+                         ::testing::Values("wal", "delete", "truncate",
+                                           "persist"));
+
+TEST(Snapshot, ExclusiveLockingIsRefusedClearly) {
+  TempDir dir;
+  const std::string path = dir.File("x.db");
+  Conn c(path);
+  c.Must("PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL");
+  c.Must("CREATE TABLE t(x); INSERT INTO t VALUES (1)");
+  auto r = WriteSnapshot(*Find(path), STDERR_FILENO, Within(5));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ErrorCode::kUnsupported);
+}
+
+TEST(Sha256, KnownVectors) {
+  Sha256 empty;
+  EXPECT_EQ(empty.FinishHex(),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  Sha256 abc;
+  abc.Update("abc", 3);
+  EXPECT_EQ(abc.FinishHex(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  Sha256 two_blocks;
+  const std::string msg =
+      "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+  for (char ch : msg) two_blocks.Update(&ch, 1);  // byte by byte
+  EXPECT_EQ(two_blocks.FinishHex(),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+}
+
+}  // namespace
+}  // namespace quiesce::testing

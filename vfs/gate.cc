@@ -1,0 +1,279 @@
+// The gate: one per database. Open, every lock request passes straight to
+// the base VFS. Closing, host handles that hold nothing and ask for their
+// first lock wait while in-flight transactions drain. Closed, a quiescent
+// point. The rules, and why each is needed: DESIGN.md "The gate".
+#include <sqlite3.h>
+
+#include <cstdio>
+#include <string>
+
+#include "context.h"
+#include "database.h"
+#include "shim_file.h"
+#include "wal_format.h"
+
+namespace quiesce {
+namespace {
+
+uint64_t Micros(Database::Clock::duration d) {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(d).count());
+}
+
+uint8_t SlotMask(int offset, int n) {
+  return static_cast<uint8_t>(((1u << n) - 1u) << offset);
+}
+
+constexpr uint8_t kWriteBit = 1u << wal::kWriteLock;
+constexpr uint8_t kCkptBit = 1u << wal::kCkptLock;
+constexpr uint8_t kReadBits = static_cast<uint8_t>(0xF8);  // READ0..READ4
+
+std::string DescribeLocks(const ShimFile* f) {
+  static const char* const kSlots[wal::kNumLocks] = {
+      "WRITE", "CKPT", "RECOVER", "READ0", "READ1", "READ2", "READ3", "READ4"};
+  std::string out;
+  for (int i = 0; i < wal::kNumLocks; ++i) {
+    const bool x = f->shm_exclusive & (1u << i);
+    const bool s = f->shm_shared & (1u << i);
+    if (!x && !s) continue;
+    if (!out.empty()) out += "+";
+    out += std::string(kSlots[i]) + (x ? " exclusive" : " shared");
+  }
+  if (out.empty()) {
+    static const char* const kLevels[] = {"NONE", "SHARED", "RESERVED",
+                                          "PENDING", "EXCLUSIVE"};
+    out = kLevels[f->lock_level & 7];
+  }
+  return out;
+}
+
+}  // namespace
+
+bool Database::Idle(const ShimFile* f) const {
+  if (journal_mode_ == JournalMode::kWal) {
+    // A WAL connection keeps a SHARED lock on the database file for its
+    // whole life: only wal-index locks mark a transaction.
+    return f->shm_shared == 0 && f->shm_exclusive == 0;
+  }
+  return f->lock_level == SQLITE_LOCK_NONE;
+}
+
+const ShimFile* Database::DrainBlocker() const {
+  const bool wal = journal_mode_ == JournalMode::kWal;
+  for (const ShimFile* f : handles_) {
+    if (f->own || Idle(f)) continue;
+    if (wal) {
+      const bool writing = f->shm_exclusive & kWriteBit;
+      // A passive checkpoint does not conflict with a writer.
+      if (drain_ != Drain::kHold && !writing && (f->shm_exclusive & kCkptBit)) {
+        continue;
+      }
+      // Readers left running across an injection: the client's choice.
+      if (readers_may_proceed_ && !writing &&
+          (f->shm_exclusive & ~kReadBits) == 0 &&
+          (f->shm_shared & ~kReadBits) == 0) {
+        continue;
+      }
+    } else if (drain_ == Drain::kWriters &&
+               f->lock_level < SQLITE_LOCK_RESERVED) {
+      continue;  // readers do not change the file
+    }
+    return f;
+  }
+  return nullptr;
+}
+
+bool Database::GateHoldsBack(const ShimFile* f, bool shm, int offset,
+                             int flags, int level) {
+  if (gate_ == GateState::kOpen || f->own || !Idle(f)) return false;
+  if (shm) {
+    const bool exclusive = flags & SQLITE_SHM_EXCLUSIVE;
+    // An EXCLUSIVE probe for a read mark is followed by the SHARED request
+    // that waits; a probe itself never waits.
+    if (exclusive && offset >= wal::kReadLock0) return false;
+    if (drain_ != Drain::kHold && offset == wal::kCkptLock) return false;
+    if (readers_may_proceed_ && offset >= wal::kReadLock0) return false;
+  } else {
+    if (journal_mode_ == JournalMode::kWal) return false;
+    if (level != SQLITE_LOCK_SHARED) return false;  // only NONE -> SHARED
+  }
+  // One thread, two connections: a thread that holds a lock through
+  // another handle would wait for itself until the drain timed out.
+  const std::thread::id me = std::this_thread::get_id();
+  for (const ShimFile* other : handles_) {
+    if (other != f && !Idle(other) && other->lock_thread == me) return false;
+  }
+  return true;
+}
+
+void Database::WaitAtGate(Clock::time_point deadline) {
+  const Clock::time_point start = Clock::now();
+  ++waiters_;
+  ++gate_stats_.waits;
+  while (gate_ != GateState::kOpen) {
+    const Clock::time_point now = Clock::now();
+    if (gate_ == GateState::kClosed && now >= closed_until_) {
+      // The lease ran out and nobody reopened: revoke it here, so that no
+      // client can keep the host waiting.
+      OpenGateLocked(/*revoked=*/true);
+      break;
+    }
+    if (now >= deadline) {
+      ++gate_stats_.stall_timeouts;
+      context_->api().log(SQLITE_WARNING,
+                          "quiesce: a lock request on %s waited max_stall at "
+                          "a closed gate and goes ahead",
+                          path_.c_str());
+      break;
+    }
+    Clock::time_point until = deadline;
+    if (gate_ == GateState::kClosed && closed_until_ < until) {
+      until = closed_until_;
+    }
+    gate_cv_.WaitUntil(&mu, until);
+  }
+  --waiters_;
+  const uint64_t waited = Micros(Clock::now() - start);
+  if (waited > gate_stats_.max_wait_us) gate_stats_.max_wait_us = waited;
+}
+
+void Database::AdmitShmLock(ShimFile* f, int offset, int /*n*/, int flags) {
+  if (flags & SQLITE_SHM_UNLOCK) return;
+  if (GateHoldsBack(f, /*shm=*/true, offset, flags, 0)) {
+    WaitAtGate(Clock::now() + max_stall_);
+  }
+}
+
+void Database::AdmitLock(ShimFile* f, int level) {
+  if (GateHoldsBack(f, /*shm=*/false, 0, 0, level)) {
+    WaitAtGate(Clock::now() + max_stall_);
+  }
+}
+
+template <typename Conflicts>
+bool Database::AwaitOwn(Conflicts conflicts, Clock::time_point deadline) {
+  if (!conflicts() || Clock::now() >= deadline) return false;
+  ++gate_stats_.own_conflict_waits;
+  if (own_waiters_++ == 0) own_waiters_since_ = Clock::now();
+  while (conflicts() && Clock::now() < deadline) {
+    own_waited_for_ = true;
+    gate_cv_.WaitUntil(&mu, deadline);
+  }
+  --own_waiters_;
+  return true;
+}
+
+bool Database::AwaitOwnShmRelease(ShimFile* f, int offset, int n, int flags,
+                                  Clock::time_point deadline) {
+  if (f->own || (flags & SQLITE_SHM_UNLOCK)) return false;
+  const uint8_t mask = SlotMask(offset, n);
+  const bool exclusive = flags & SQLITE_SHM_EXCLUSIVE;
+  return AwaitOwn(
+      [&]() QUIESCE_REQUIRES(mu) {
+        for (const ShimFile* g : handles_) {
+          if (g->own && ((g->shm_exclusive & mask) ||
+                         (exclusive && (g->shm_shared & mask)))) {
+            return true;
+          }
+        }
+        return false;
+      },
+      deadline);
+}
+
+bool Database::AwaitOwnLockRelease(ShimFile* f, int level,
+                                   Clock::time_point deadline) {
+  if (f->own || level <= SQLITE_LOCK_SHARED) return false;
+  return AwaitOwn(
+      [&]() QUIESCE_REQUIRES(mu) {
+        for (const ShimFile* g : handles_) {
+          // RESERVED conflicts with RESERVED and above; PENDING and
+          // EXCLUSIVE with any SHARED.
+          if (g->own && (level == SQLITE_LOCK_RESERVED
+                             ? g->lock_level >= SQLITE_LOCK_RESERVED
+                             : g->lock_level >= SQLITE_LOCK_SHARED)) {
+            return true;
+          }
+        }
+        return false;
+      },
+      deadline);
+}
+
+bool Database::HostWaitingOnOwnTooLong() {
+  MutexLock lock(&mu);
+  return own_waiters_ > 0 && Clock::now() - own_waiters_since_ >= lease_cap_;
+}
+
+void Database::OnLocksChanged(ShimFile* f) {
+  if (Idle(f)) {
+    f->lock_thread = std::thread::id();
+  } else if (f->lock_thread == std::thread::id()) {
+    f->lock_thread = std::this_thread::get_id();
+    f->held_since = Clock::now();
+  }
+  // Only wake sleepers who may care: a drain, or a request waiting for
+  // quiesce's own connection. The open-gate path stays a branch.
+  if (gate_ == GateState::kClosing || (f->own && own_waited_for_)) {
+    if (f->own) own_waited_for_ = false;
+    gate_cv_.SignalAll();
+  }
+}
+
+Result<uint64_t> Database::CloseGate(Drain level, bool readers_may_proceed,
+                                     Clock::time_point drain_deadline,
+                                     Clock::time_point closed_until) {
+  const Clock::time_point cap = Clock::now() + lease_cap_;
+  if (drain_deadline > cap) drain_deadline = cap;
+  if (closed_until > cap) closed_until = cap;
+  MutexLock lock(&mu);
+  if (gate_ == GateState::kClosed && Clock::now() >= closed_until_) {
+    OpenGateLocked(/*revoked=*/true);  // a lease nobody ended
+  }
+  if (gate_ != GateState::kOpen) {
+    return Error{ErrorCode::kBusy,
+                 "another client holds a quiescent point on " + path_};
+  }
+  gate_ = GateState::kClosing;
+  drain_ = level;
+  readers_may_proceed_ = readers_may_proceed;
+  while (const ShimFile* blocker = DrainBlocker()) {
+    if (Clock::now() >= drain_deadline) {
+      char message[256];
+      std::snprintf(
+          message, sizeof(message),
+          "the host did not finish in time: handle %llu holds %s since "
+          "%llu ms",
+          static_cast<unsigned long long>(blocker->handle_id),
+          DescribeLocks(blocker).c_str(),
+          static_cast<unsigned long long>(
+              Micros(Clock::now() - blocker->held_since) / 1000));
+      ++gate_stats_.drain_timeouts;
+      OpenGateLocked(/*revoked=*/false);
+      return Error{ErrorCode::kTimeout, message};
+    }
+    gate_cv_.WaitUntil(&mu, drain_deadline);
+  }
+  gate_ = GateState::kClosed;
+  closed_until_ = closed_until;
+  ++gate_stats_.closes;
+  return ++gate_token_;
+}
+
+bool Database::ReopenGate(uint64_t token) {
+  MutexLock lock(&mu);
+  if (gate_ != GateState::kClosed || token != gate_token_) return false;
+  const bool intact = Clock::now() < closed_until_;
+  OpenGateLocked(/*revoked=*/!intact);
+  return intact;
+}
+
+void Database::OpenGateLocked(bool revoked) {
+  if (revoked) ++gate_stats_.revocations;
+  gate_ = GateState::kOpen;
+  readers_may_proceed_ = false;
+  ++gate_token_;  // a revoked lease's token no longer matches
+  gate_cv_.SignalAll();
+}
+
+}  // namespace quiesce

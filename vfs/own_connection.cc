@@ -1,0 +1,83 @@
+#include "own_connection.h"
+
+#include "context.h"
+#include "shim_file.h"
+
+namespace quiesce {
+
+Result<std::unique_ptr<OwnConnection>> OwnConnection::Open(Database& db) {
+  const SqliteApi& api = db.context()->api();
+  sqlite3* handle = nullptr;
+  SetOpeningOwnConnection(true);
+  const int rc = api.open_v2(db.path().c_str(), &handle,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                             db.vfs_name().c_str());
+  SetOpeningOwnConnection(false);
+  std::unique_ptr<OwnConnection> own(new OwnConnection(api, handle));
+  if (rc != SQLITE_OK) {
+    return Error{ErrorCode::kIoError,
+                 "cannot open " + db.path() + ": " +
+                     (handle ? api.errmsg(handle) : api.errstr(rc))};
+  }
+  api.extended_result_codes(handle, 1);
+  int persist = 1;
+  api.file_control(handle, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
+  api.db_config(handle, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
+  api.db_config(handle, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, nullptr);
+  const std::string settings =
+      std::string("PRAGMA wal_autocheckpoint=0; PRAGMA foreign_keys=") +
+      (db.host_foreign_keys() ? "ON" : "OFF");
+  if (auto r = own->Exec(settings.c_str()); !r.ok()) return r.error();
+  return own;
+}
+
+OwnConnection::~OwnConnection() {
+  if (db_ != nullptr) api_.close(db_);
+}
+
+Error OwnConnection::SqlError(int rc, const std::string& what) const {
+  const int primary = rc & 0xff;
+  const ErrorCode code =
+      primary == SQLITE_BUSY || primary == SQLITE_LOCKED ? ErrorCode::kBusy
+      : primary == SQLITE_IOERR || primary == SQLITE_FULL ||
+              primary == SQLITE_CANTOPEN
+          ? ErrorCode::kIoError
+          : ErrorCode::kSqlError;
+  return Error{code, what + ": " + api_.errmsg(db_)};
+}
+
+Result<Ok> OwnConnection::Exec(const char* sql) {
+  const int rc = api_.exec(db_, sql, nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) return SqlError(rc, sql);
+  return Ok{};
+}
+
+Result<Ok> OwnConnection::BeginRead() {
+  if (auto r = Exec("BEGIN"); !r.ok()) return r;
+  sqlite3_stmt* stmt = nullptr;
+  int rc = api_.prepare_v2(db_, "SELECT count(*) FROM sqlite_schema", -1,
+                           &stmt, nullptr);
+  if (rc == SQLITE_OK) rc = api_.step(stmt);
+  api_.finalize(stmt);
+  if (rc != SQLITE_ROW) {
+    Error e = SqlError(rc, "starting a read transaction");
+    Exec("ROLLBACK");
+    return e;
+  }
+  return Ok{};
+}
+
+ShimFile* OwnConnection::main_file() const {
+  sqlite3_file* file = nullptr;
+  api_.file_control(db_, "main", SQLITE_FCNTL_FILE_POINTER, &file);
+  return reinterpret_cast<ShimFile*>(file);
+}
+
+sqlite3_file* OwnConnection::wal_file() const {
+  sqlite3_file* file = nullptr;
+  api_.file_control(db_, "main", SQLITE_FCNTL_JOURNAL_POINTER, &file);
+  if (file == nullptr || file->pMethods == nullptr) return nullptr;
+  return reinterpret_cast<ShimFile*>(file)->real();
+}
+
+}  // namespace quiesce
