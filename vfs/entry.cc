@@ -1,8 +1,11 @@
 // The library's exported entry points: the C API of quiesce.h and the
 // loadable-extension entry point. Nothing thrown inside may cross them.
+#include <unistd.h>
+
 #include <cstdlib>
 #include <string>
 
+#include "../control/server.h"
 #include "config.h"
 #include "context.h"
 #include "quiesce/quiesce.h"
@@ -11,6 +14,38 @@
 
 namespace quiesce {
 namespace {
+
+// The control server, when the host asked for one: at most one per process.
+// A plain pointer, so that nothing joins a thread in the host's exit path;
+// quiesce_shutdown stops it.
+Mutex g_server_mu;
+control::Server* g_server QUIESCE_GUARDED_BY(g_server_mu) = nullptr;
+
+// Starts the control server when `config` names a socket and none runs.
+// One that cannot start leaves the shim registered and working, and says
+// why in the host's SQLite log.
+void StartServer(const Config& config) {
+  if (!config.socket) return;
+  MutexLock lock(&g_server_mu);
+  if (g_server != nullptr) return;
+  Context* context = Context::Get();
+  control::ServerOptions options;
+  options.create_dir = config.socket->empty();
+  options.socket = options.create_dir
+                       ? control::DefaultSocketPath(
+                             std::getenv("XDG_RUNTIME_DIR"), getpid(),
+                             geteuid())
+                       : *config.socket;
+  options.policy = {geteuid(), config.allow_uids, config.writable};
+  std::string error;
+  g_server = control::Server::Start(context, std::move(options), &error)
+                 .release();
+  if (g_server == nullptr) {
+    context->api().log(SQLITE_CANTOPEN,
+                       "quiesce: control server not started: %s",
+                       error.c_str());
+  }
+}
 
 int Register(const Config& config, const SqliteApi& api, std::string* error) {
   Context* context = Context::GetOrCreate(config, api);
@@ -41,6 +76,8 @@ __attribute__((visibility("default"))) int quiesce_register(
     if (rc != SQLITE_OK) {
       api.log(rc, "quiesce: registering '%s' failed: %s",
               config.vfs_name.c_str(), error.c_str());
+    } else {
+      StartServer(config);
     }
     return rc;
   } catch (...) {
@@ -48,7 +85,16 @@ __attribute__((visibility("default"))) int quiesce_register(
   }
 }
 
-__attribute__((visibility("default"))) void quiesce_shutdown(void) {}
+__attribute__((visibility("default"))) void quiesce_shutdown(void) {
+  using namespace quiesce;
+  try {
+    MutexLock lock(&g_server_mu);
+    delete g_server;  // stops and joins the thread, unlinks the socket
+    g_server = nullptr;
+  } catch (...) {
+    // Nothing may cross into the host.
+  }
+}
 
 __attribute__((visibility("default"))) int sqlite3_quiesce_init(
     sqlite3*, char** error_out, const sqlite3_api_routines* routines) {
@@ -67,6 +113,7 @@ __attribute__((visibility("default"))) int sqlite3_quiesce_init(
       if (error_out) *error_out = api.mprintf("quiesce: %s", error.c_str());
       return rc;
     }
+    StartServer(config);
     // The VFS must outlive this call: SQLite must never unload us.
     return SQLITE_OK_LOAD_PERMANENTLY;
   } catch (...) {

@@ -1,0 +1,195 @@
+#include "handlers.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "describe.h"
+
+namespace quiesce::control {
+namespace {
+
+bool CanRead(const Call& call, const Database& db) {
+  return CapabilitiesFor(call.policy, call.session.peer(), db.path()).read;
+}
+
+json PeerJson(const PeerCreds& peer) {
+  return {{"pid", peer.pid}, {"uid", peer.uid}, {"gid", peer.gid}};
+}
+
+Outcome Hello(Call& call) {
+  int64_t version = kProtocolVersion;
+  if (const auto it = call.request.args.find("version");
+      it != call.request.args.end()) {
+    if (!it->is_number_integer()) {
+      return Outcome::Error(ErrorCode::kBadRequest,
+                            "\"version\" must be an integer");
+    }
+    // A client names the highest version it speaks; both use the lower.
+    version = std::min(it->get<int64_t>(), kProtocolVersion);
+    if (version < 1) {
+      return Outcome::Error(ErrorCode::kUnsupported,
+                            "this host speaks protocol version 1 only");
+    }
+  }
+  json ops = json::array();
+  for (const Operation& op : Operations()) {
+    ops.push_back({{"op", op.name}, {"help", op.help}});
+  }
+  return Outcome::Ok({
+      {"version", version},
+      {"server", "quiesce"},
+      {"pid", getpid()},
+      {"uid", call.policy.host_uid},
+      {"peer", PeerJson(call.session.peer())},
+      {"capabilities",
+       {{"read", PeerAllowed(call.policy, call.session.peer())},
+        {"write", WritableSummary(call.policy)}}},
+      {"ops", std::move(ops)},
+      {"limits",
+       {{"max_line", call.limits.max_line},
+        {"max_request_fds", kMaxRequestFds},
+        {"idle_timeout_ms", call.limits.idle_timeout.count()},
+        {"request_timeout_ms", call.limits.request_timeout.count()}}},
+  });
+}
+
+Outcome List(Call& call) {
+  auto dbs = call.context->Databases();
+  std::sort(dbs.begin(), dbs.end(),
+            [](const auto& a, const auto& b) { return a->id() < b->id(); });
+  json rows = json::array();
+  for (const auto& db : dbs) {
+    if (CanRead(call, *db)) rows.push_back(DescribeSummary(db->Info()));
+  }
+  return Outcome::Ok({{"databases", std::move(rows)}});
+}
+
+Outcome Status(Call& call) {
+  Outcome error;
+  const auto db = ResolveDatabase(call, &error);
+  if (!db) return error;
+  return Outcome::Ok(DescribeStatus(db->Info()));
+}
+
+Outcome WatchOp(Call& call) {
+  Session& session = call.session;
+  if (session.watches.size() >= call.limits.max_watches) {
+    return Outcome::Error(ErrorCode::kBusy,
+                          "this session already has " +
+                              std::to_string(session.watches.size()) +
+                              " watches");
+  }
+  Watch watch;
+  watch.request_id = call.request.id;
+  for (const Watch& w : session.watches) {
+    if (w.request_id == watch.request_id) {
+      return Outcome::Error(ErrorCode::kBadRequest,
+                            "a watch with this id is already running");
+    }
+  }
+  json watching = json::array();
+  if (call.request.args.contains("db")) {
+    Outcome error;
+    const auto db = ResolveDatabase(call, &error);
+    if (!db) return error;
+    watch.db = db->id();
+    watch.cursors[db->id()] = {db, db->last_event_seq()};
+    watching.push_back(db->id());
+  } else {
+    // Databases opened later are picked up as they appear, from their
+    // first event.
+    for (const auto& db : call.context->Databases()) {
+      if (!CanRead(call, *db)) continue;
+      watch.cursors[db->id()] = {db, db->last_event_seq()};
+      watching.push_back(db->id());
+    }
+  }
+  session.watches.push_back(std::move(watch));
+  return Outcome::Ok({{"watching", std::move(watching)},
+                      {"all", !call.request.args.contains("db")}});
+}
+
+Outcome Unwatch(Call& call) {
+  const auto it = call.request.args.find("watch");
+  if (it == call.request.args.end() || !it->is_number_integer()) {
+    return Outcome::Error(ErrorCode::kBadRequest,
+                          "\"watch\" must be the id of the watch request");
+  }
+  const int64_t watch_id = it->get<int64_t>();
+  auto& watches = call.session.watches;
+  const auto found =
+      std::find_if(watches.begin(), watches.end(),
+                   [&](const Watch& w) { return w.request_id == watch_id; });
+  if (found == watches.end()) {
+    return Outcome::Error(ErrorCode::kNotFound,
+                          "no watch with id " + std::to_string(watch_id));
+  }
+  watches.erase(found);
+  return Outcome::Ok({{"stopped", watch_id}});
+}
+
+}  // namespace
+
+const std::vector<Operation>& Operations() {
+  static const std::vector<Operation> ops = {
+      {"hello",
+       "protocol version (send your highest as \"version\"), host pid, "
+       "capabilities, operations and limits",
+       0, Hello},
+      {"list", "every database open through the shim", 0, List},
+      {"status", "one database (\"db\": id or path) in detail: counters, "
+                 "handles and their locks",
+       0, Status},
+      {"watch",
+       "stream commit events of one database (\"db\") or of all; events "
+       "carry this request's id",
+       0, WatchOp},
+      {"unwatch", "stop the watch whose request id is \"watch\"", 0, Unwatch},
+  };
+  return ops;
+}
+
+const Operation* FindOperation(std::string_view name) {
+  for (const Operation& op : Operations()) {
+    if (name == op.name) return &op;
+  }
+  return nullptr;
+}
+
+std::shared_ptr<Database> ResolveDatabase(const Call& call, Outcome* error) {
+  const auto it = call.request.args.find("db");
+  std::shared_ptr<Database> db;
+  std::string named;
+  if (it == call.request.args.end()) {
+    *error = Outcome::Error(ErrorCode::kBadRequest,
+                            "missing \"db\": an id from list, or a path");
+    return nullptr;
+  }
+  if (it->is_number_unsigned()) {
+    db = call.context->FindById(it->get<uint64_t>());
+    named = "id " + std::to_string(it->get<uint64_t>());
+  } else if (it->is_string()) {
+    // Compared with the paths the shim knows: a client's path is never
+    // opened nor resolved here.
+    named = it->get<std::string>();
+    db = call.context->FindByPath(named);
+  } else {
+    *error = Outcome::Error(ErrorCode::kBadRequest,
+                            "\"db\" must be an id from list, or a path");
+    return nullptr;
+  }
+  if (!db) {
+    *error = Outcome::Error(ErrorCode::kNotFound,
+                            "no open database with " + named);
+    return nullptr;
+  }
+  if (!CanRead(call, *db)) {
+    *error = Outcome::Error(ErrorCode::kForbidden,
+                            "this peer may not read " + db->path());
+    return nullptr;
+  }
+  return db;
+}
+
+}  // namespace quiesce::control

@@ -1,0 +1,64 @@
+// The table of operations the control server answers, with their help
+// text. Each handler runs on the server thread, gets the decoded request
+// and the session it came from, and returns a reply; it must return
+// quickly (work that takes long belongs on a worker that replies later).
+//
+// Adding an operation: write a handler, add a row to the table in
+// handlers.cc, document it in docs/protocol.md.
+#ifndef QUIESCE_CONTROL_HANDLERS_H_
+#define QUIESCE_CONTROL_HANDLERS_H_
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "access.h"
+#include "codec.h"
+#include "context.h"
+#include "server_limits.h"
+#include "session.h"
+#include "unique_fd.h"
+
+namespace quiesce::control {
+
+// A reply: ok with a result, or a typed error.
+struct Outcome {
+  bool ok = true;
+  json result = json::object();
+  ErrorCode code = ErrorCode::kInternal;
+  std::string message;
+
+  static Outcome Ok(json result) { return {true, std::move(result), {}, {}}; }
+  static Outcome Error(ErrorCode code, std::string message) {
+    return {false, json::object(), code, std::move(message)};
+  }
+};
+
+// What a handler may see and touch.
+struct Call {
+  Context* context;
+  const AccessPolicy& policy;
+  const ServerLimits& limits;
+  Session& session;
+  const Request& request;
+  std::vector<UniqueFd> fds;  // the request's descriptors, in order
+};
+
+struct Operation {
+  const char* name;
+  const char* help;      // one line, shown by hello and quiescectl
+  int64_t max_fds;       // descriptors the request may carry
+  Outcome (*run)(Call& call);
+};
+
+const std::vector<Operation>& Operations();
+const Operation* FindOperation(std::string_view name);
+
+// The database a request names in its "db" field: a numeric id from list,
+// or the canonical path; not_found or forbidden otherwise.
+std::shared_ptr<Database> ResolveDatabase(const Call& call, Outcome* error);
+
+}  // namespace quiesce::control
+
+#endif  // QUIESCE_CONTROL_HANDLERS_H_

@@ -1,0 +1,86 @@
+// One client connection of the control server: its socket, its buffers,
+// its watches, and what must happen when it goes away.
+//
+// Thread safety: a session belongs to the server thread; nothing else
+// touches it. Lifetime: created at accept, destroyed when the connection
+// ends for any reason; the destructor runs the disconnect hooks (where a
+// lease or other per-session resource is given back) and closes the socket
+// and every descriptor the client sent.
+#ifndef QUIESCE_CONTROL_SESSION_H_
+#define QUIESCE_CONTROL_SESSION_H_
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "access.h"
+#include "database.h"
+#include "framing.h"
+#include "unique_fd.h"
+
+namespace quiesce::control {
+
+using Clock = std::chrono::steady_clock;
+
+// Where a watch stands in one database's event ring. Holding the
+// database lets the stream drain events committed just before the host
+// closed it.
+struct WatchCursor {
+  std::shared_ptr<Database> db;
+  uint64_t seq = 0;  // last event sent
+};
+
+// A "watch" request's stream of commit events.
+struct Watch {
+  int64_t request_id = 0;
+  std::optional<uint64_t> db;               // nullopt: every database
+  std::map<uint64_t, WatchCursor> cursors;  // by db id
+};
+
+class Session {
+ public:
+  Session(uint64_t id, UniqueFd fd, const PeerCreds& peer, size_t max_line,
+          Clock::time_point now)
+      : in(max_line), last_input(now), id_(id), fd_(std::move(fd)),
+        peer_(peer) {}
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  uint64_t id() const { return id_; }
+  int fd() const { return fd_.get(); }
+  const PeerCreds& peer() const { return peer_; }
+
+  // Runs `hook` when the session ends, however it ends. Hooks run in the
+  // order they were added, on the server thread, and must not throw far:
+  // whatever they throw is swallowed.
+  void OnDisconnect(std::function<void()> hook) {
+    hooks_.push_back(std::move(hook));
+  }
+
+  LineBuffer in;                 // bytes received, split into requests
+  std::deque<UniqueFd> fds_in;   // descriptors received, not yet claimed
+  OutputBuffer out;              // replies and events not yet sent
+  std::vector<Watch> watches;    // active watch streams
+  Clock::time_point last_input;  // last time bytes arrived
+  // Since when the incomplete request in `in` has been arriving.
+  std::optional<Clock::time_point> partial_since;
+  // Set when the session is to end: stop reading, send what is queued
+  // (until the deadline), then close.
+  std::optional<Clock::time_point> closing_deadline;
+
+ private:
+  const uint64_t id_;
+  UniqueFd fd_;
+  const PeerCreds peer_;
+  std::vector<std::function<void()>> hooks_;
+};
+
+}  // namespace quiesce::control
+
+#endif  // QUIESCE_CONTROL_SESSION_H_
