@@ -5,6 +5,7 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -22,17 +23,26 @@ struct Options {
   std::string dir = ".";
   int seconds = 2;
   int commits = 200;  // per database
+  std::string socket;  // control socket; empty: none
+  int serve = 0;       // --serve: seconds to keep committing for clients
+  int rate = 20;       // commits per second per database in --serve
 };
 
 void Usage(FILE* out) {
   std::fprintf(out,
       "usage: hostsim [--dir DIR] [--commits N] [--seconds S]\n"
+      "               [--socket PATH [--serve SECONDS] [--rate N]]\n"
       "\n"
       "Runs a host with the quiesce shim registered as the \"unix\" VFS, commits\n"
       "N transactions into one database per journal mode (wal, delete,\n"
       "truncate, persist), one thread each, with rollbacks and checkpoints\n"
       "mixed in, and prints the generation, position and counters the shim\n"
-      "tracked. The generation must equal the commits made.\n");
+      "tracked. The generation must equal the commits made.\n"
+      "\n"
+      "--socket PATH starts the control server there (\"\" for the default\n"
+      "path). --serve SECONDS then keeps the host running that long, committing\n"
+      "N times a second (--rate) into a WAL and a rollback database, so that\n"
+      "quiescectl can list, inspect and watch it.\n");
 }
 
 bool Exec(sqlite3* db, const char* sql) {
@@ -67,6 +77,36 @@ uint64_t Work(const std::string& path, const char* journal_mode, int commits) {
   return made;
 }
 
+// --serve: commits at opt.rate per second into one WAL and one rollback
+// database until opt.serve seconds have passed, for clients to observe.
+int Serve(const Options& opt) {
+  const char* modes[] = {"wal", "delete"};
+  std::vector<sqlite3*> dbs;
+  for (const char* mode : modes) {
+    const std::string path = opt.dir + "/serve-" + mode + ".db";
+    sqlite3* db = nullptr;
+    if (sqlite3_open(path.c_str(), &db) != SQLITE_OK) return 1;
+    dbs.push_back(db);
+    const std::string setup = std::string("PRAGMA journal_mode=") + mode +
+        "; CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v)";
+    if (!Exec(db, setup.c_str())) return 1;
+  }
+  std::printf("hostsim: serving for %ds, %d commits/s per database\n",
+              opt.serve, opt.rate);
+  std::fflush(stdout);
+  const auto period = std::chrono::microseconds(1000000 / opt.rate);
+  const auto end = std::chrono::steady_clock::now() +
+                   std::chrono::seconds(opt.serve);
+  auto next = std::chrono::steady_clock::now();
+  while (next < end) {
+    for (sqlite3* db : dbs) Exec(db, "INSERT INTO t(v) VALUES (randomblob(100))");
+    next += period;
+    std::this_thread::sleep_until(next);
+  }
+  for (sqlite3* db : dbs) sqlite3_close(db);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -83,6 +123,9 @@ int main(int argc, char** argv) {
     if (a == "--dir") opt.dir = next();
     else if (a == "--commits") opt.commits = std::atoi(next());
     else if (a == "--seconds") opt.seconds = std::atoi(next());
+    else if (a == "--socket") opt.socket = next();
+    else if (a == "--serve") opt.serve = std::atoi(next());
+    else if (a == "--rate") opt.rate = std::max(1, std::atoi(next()));
     else if (a == "-h" || a == "--help") { Usage(stdout); return 0; }
     else { Usage(stderr); return 2; }
   }
@@ -90,9 +133,15 @@ int main(int argc, char** argv) {
   quiesce_config config{};
   config.size = sizeof(config);
   config.vfs_name = "unix";  // take over the default VFS under its own name
+  if (!opt.socket.empty()) config.socket_path = opt.socket.c_str();
   if (quiesce_register(&config) != SQLITE_OK) {
     std::fprintf(stderr, "hostsim: quiesce_register failed\n");
     return 1;
+  }
+  if (opt.serve > 0) {
+    const int rc = Serve(opt);
+    quiesce_shutdown();
+    return rc;
   }
   const char* modes[] = {"wal", "delete", "truncate", "persist"};
   std::vector<std::thread> threads;
