@@ -135,7 +135,7 @@ void Server::Loop() {
     polled.push_back({accepting ? listener_.fd.get() : -1, POLLIN, 0});
     if (!accepting) next = std::min(next, accept_paused_until);
     for (const auto& s : sessions_) {
-      short events = s->closing_deadline ? 0 : POLLIN;
+      short events = s->closing_deadline || s->input_closed ? 0 : POLLIN;
       if (!s->out.empty()) events |= POLLOUT;
       polled.push_back({s->fd(), events, 0});
       next = std::min(next, Deadline(*s));
@@ -163,6 +163,7 @@ void Server::Loop() {
           s.out.FlushTo(s.fd()) == OutputBuffer::Flush::kError) {
         keep = false;
       }
+      if (s.input_closed && s.watches.empty()) BeginClose(s);
       if (keep && s.closing_deadline &&
           (s.out.empty() || now >= *s.closing_deadline)) {
         keep = false;
@@ -241,7 +242,10 @@ void Server::Refuse(int fd, ErrorCode code, const std::string& message) {
 
 bool Server::Serve(Session& s, short revents) {
   if (revents & POLLNVAL) return false;
-  if (s.closing_deadline || !(revents & (POLLIN | POLLHUP | POLLERR))) {
+  // After the client's shutdown(SHUT_WR), POLLHUP means it is gone entirely.
+  if (s.input_closed && (revents & (POLLHUP | POLLERR))) return false;
+  if (s.closing_deadline || s.input_closed ||
+      !(revents & (POLLIN | POLLHUP | POLLERR))) {
     return true;
   }
   for (int reads = 0; reads < kReadsPerRound && !s.closing_deadline; ++reads) {
@@ -276,8 +280,13 @@ bool Server::Serve(Session& s, short revents) {
     } else {
       s.partial_since.reset();
     }
-    // The client is done sending: answer what it sent, then close.
-    if (r == ReadResult::kClosed) BeginClose(s);
+    // The client is done sending: answer what it sent, then close, unless
+    // it is watching (`... | socat` keeps reading a watch after its input
+    // ends).
+    if (r == ReadResult::kClosed) {
+      s.input_closed = true;
+      break;
+    }
   }
   return true;
 }

@@ -70,6 +70,8 @@ class Session {
   Clock::time_point last_input;  // last time bytes arrived
   // Since when the incomplete request in `in` has been arriving.
   std::optional<Clock::time_point> partial_since;
+  // The client shut down its sending side; its watches still stream.
+  bool input_closed = false;
   // Set when the session is to end: stop reading, send what is queued
   // (until the deadline), then close.
   std::optional<Clock::time_point> closing_deadline;

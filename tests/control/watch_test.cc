@@ -3,12 +3,14 @@
 // falls behind dropped without ever slowing the host.
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <cstdlib>
 #include <thread>
 #include <vector>
 
+#include "framing.h"
 #include "server_fixture.h"
 
 namespace quiesce::control {
@@ -199,6 +201,25 @@ TEST_F(ServerTest, UnwatchStopsOnlyThatStream) {
   ASSERT_EQ(client->Read(&event, kTimeoutMs, &error), Client::Status::kOk);
   EXPECT_EQ(event.id, second.id) << "no event of the stopped watch";
   EXPECT_EQ(event.event, "commit");
+}
+
+TEST_F(ServerTest, AWatchKeepsStreamingAfterTheClientStopsSending) {
+  StartServer();
+  const std::string path = dir_.File("h.db");
+  Conn host(path);
+  host.Must("CREATE TABLE t(x)");
+  auto client = Connect();
+  // What `echo '{"op":"watch",...}' | socat ...` does: send, then shut down
+  // the sending side and keep reading.
+  ASSERT_TRUE(SendAll(client->fd(), "{\"id\":1,\"op\":\"watch\"}\n", {},
+                      kTimeoutMs));
+  ASSERT_EQ(shutdown(client->fd(), SHUT_WR), 0);
+  Message reply;
+  std::string error;
+  ASSERT_EQ(client->Read(&reply, kTimeoutMs, &error), Client::Status::kOk);
+  ASSERT_TRUE(reply.ok);
+  host.Must("INSERT INTO t VALUES (1)");
+  EXPECT_EQ(ReadCommits(*client, Info(path).id, 1).size(), 1u);
 }
 
 TEST_F(ServerTest, AWatchOfAllPicksUpDatabasesOpenedLater) {
