@@ -10,7 +10,8 @@ Result<std::unique_ptr<OwnConnection>> OwnConnection::Open(Database& db) {
   sqlite3* handle = nullptr;
   SetOpeningOwnConnection(true);
   const int rc = api.open_v2(db.path().c_str(), &handle,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX |
+                                 SQLITE_OPEN_URI,
                              db.vfs_name().c_str());
   SetOpeningOwnConnection(false);
   std::unique_ptr<OwnConnection> own(new OwnConnection(api, handle));
@@ -20,6 +21,9 @@ Result<std::unique_ptr<OwnConnection>> OwnConnection::Open(Database& db) {
                      (handle ? api.errmsg(handle) : api.errstr(rc))};
   }
   api.extended_result_codes(handle, 1);
+  // Only other processes can keep it waiting (the host's handles wait for
+  // it instead): short waits, and the callers retry until their deadline.
+  api.busy_timeout(handle, 20);
   int persist = 1;
   api.file_control(handle, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
   api.db_config(handle, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);

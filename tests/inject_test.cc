@@ -1,0 +1,269 @@
+// Injections into a live database: all or nothing, within what the
+// authorizer allows, and never an error for the host's own transactions.
+#include "inject.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "context.h"
+#include "support.h"
+
+namespace quiesce::testing {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+InjectRequest Sql(std::string sql) {
+  InjectRequest r;
+  r.sql = std::move(sql);
+  r.deadline = Clock::now() + std::chrono::seconds(3);
+  return r;
+}
+
+class InjectTest : public ::testing::TestWithParam<const char*> {
+ protected:
+  void SetUp() override {
+    path_ = dir_.File("live.db");
+    host_ = std::make_unique<Conn>(path_);
+    host_->Must(std::string("PRAGMA journal_mode=") + GetParam());
+    host_->Must("CREATE TABLE t(id INTEGER PRIMARY KEY, who TEXT NOT NULL, "
+                "v BLOB)");
+    host_->Must("INSERT INTO t(who) VALUES ('host')");
+  }
+  Result<InjectResult> Run(const InjectRequest& r) {
+    return Inject(*Find(path_), r);
+  }
+  int64_t Count(const char* who) {
+    return host_->Int(std::string("SELECT count(*) FROM t WHERE who='") + who +
+                      "'");
+  }
+
+  TempDir dir_;
+  std::string path_;
+  std::unique_ptr<Conn> host_;
+};
+
+TEST_P(InjectTest, CommitsAsOneTransaction) {
+  const uint64_t before = Info(path_).generation;
+  auto r = Run(Sql("INSERT INTO t(who) VALUES ('q'); "
+                   "INSERT INTO t(who) SELECT 'q' FROM t WHERE who='host'; "
+                   "UPDATE t SET v = x'01' WHERE who='q'"));
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_TRUE(r.value().committed);
+  EXPECT_EQ(r.value().statements, 3);
+  EXPECT_EQ(r.value().changes, 4);
+  EXPECT_EQ(r.value().generation, before + 1);
+  EXPECT_EQ(Info(path_).generation, before + 1);
+  EXPECT_EQ(Count("q"), 2);
+  host_->Must("INSERT INTO t(who) VALUES ('host')");  // the host goes on
+  EXPECT_EQ(Info(path_).generation, before + 2);
+}
+
+TEST_P(InjectTest, AFailingStatementAppliesNothing) {
+  const uint64_t before = Info(path_).generation;
+  auto r = Run(Sql("INSERT INTO t(who) VALUES ('q'); "
+                   "INSERT INTO t(who) VALUES (NULL)"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ErrorCode::kSqlError);
+  EXPECT_NE(r.error().message.find("NOT NULL"), std::string::npos)
+      << r.error().message;
+  EXPECT_EQ(Count("q"), 0);
+  EXPECT_EQ(Info(path_).generation, before);
+  EXPECT_FALSE(Info(path_).gate_closed);
+}
+
+TEST_P(InjectTest, DryRunReportsAndRollsBack) {
+  InjectRequest req = Sql("DELETE FROM t");
+  req.dry_run = true;
+  auto r = Run(req);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_FALSE(r.value().committed);
+  EXPECT_EQ(r.value().changes, 1);
+  EXPECT_EQ(Count("host"), 1);
+}
+
+TEST_P(InjectTest, TheAuthorizerRefusesWhatCouldHurtTheHost) {
+  const uint64_t before = Info(path_).generation;
+  const char* const kRefused[] = {
+      "ATTACH ':memory:' AS x",
+      "INSERT INTO t(who) VALUES ('q'); COMMIT",
+      "BEGIN; INSERT INTO t(who) VALUES ('q')",
+      "SAVEPOINT s",
+      "SELECT load_extension('/tmp/x')",
+      "CREATE TABLE u(x)",
+      "DROP TABLE t",
+      "CREATE VIRTUAL TABLE v USING fts5(x)",
+      "PRAGMA journal_mode=DELETE",
+      "PRAGMA writable_schema=ON",
+      "PRAGMA locking_mode=EXCLUSIVE",
+  };
+  for (const char* sql : kRefused) {
+    auto r = Run(Sql(sql));
+    ASSERT_FALSE(r.ok()) << sql;
+    EXPECT_EQ(r.error().code, ErrorCode::kForbidden)
+        << sql << ": " << r.error().message;
+  }
+  EXPECT_EQ(Count("q"), 0);
+  EXPECT_EQ(Info(path_).generation, before);
+  EXPECT_EQ(host_->Text("PRAGMA journal_mode"), GetParam());
+}
+
+TEST_P(InjectTest, DdlWhenTheHostAllowsIt) {
+  InjectRequest req = Sql("CREATE TABLE u(x); INSERT INTO u VALUES (1)");
+  req.allow_ddl = true;
+  auto r = Run(req);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(host_->Int("SELECT count(*) FROM u"), 1);
+}
+
+TEST_P(InjectTest, BlobsAndAStagedDatabase) {
+  const std::string staged = dir_.File("staged.db");
+  {
+    Conn s(staged, "unix");
+    s.Must("CREATE TABLE rows(who TEXT, v BLOB)");
+    s.Must("INSERT INTO rows VALUES ('staged', x'cafe'), ('staged', NULL)");
+  }
+  const int fd = open(staged.c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  InjectRequest req =
+      Sql("INSERT INTO t(who, v) VALUES ('q', :payload); "
+          "INSERT INTO t(who, v) SELECT who, v FROM incoming.rows");
+  req.blobs["payload"] = std::string("\0\1\2binary", 9);
+  req.attach_fd = fd;
+  req.attach_name = "incoming";
+  auto r = Run(req);
+  close(fd);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(Count("staged"), 2);
+  EXPECT_EQ(host_->Int("SELECT length(v) FROM t WHERE who='q'"), 9);
+}
+
+TEST_P(InjectTest, AMissingParameterIsABadRequest) {
+  auto r = Run(Sql("INSERT INTO t(who, v) VALUES ('q', :nothing)"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ErrorCode::kBadRequest);
+}
+
+TEST_P(InjectTest, AScriptThatRunsTooLongIsRolledBack) {
+  InjectRequest req =
+      Sql("INSERT INTO t(who) VALUES ('q'); "
+          "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) "
+          "INSERT INTO t(who) SELECT 'q' FROM c");
+  req.deadline = Clock::now() + std::chrono::milliseconds(200);
+  auto r = Run(req);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ErrorCode::kTimeout) << r.error().message;
+  EXPECT_EQ(Count("q"), 0);
+  host_->Must("INSERT INTO t(who) VALUES ('host')");
+}
+
+TEST_P(InjectTest, AnOpenHostReaderHoldsTheDrainUnlessAllowed) {
+  Conn reader(path_);
+  reader.Must("BEGIN");
+  EXPECT_EQ(reader.Int("SELECT count(*) FROM t"), 1);  // a read transaction
+  InjectRequest req = Sql("INSERT INTO t(who) VALUES ('q')");
+  req.deadline = Clock::now() + std::chrono::milliseconds(200);
+  auto r = Run(req);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ErrorCode::kTimeout);
+  EXPECT_NE(r.error().message.find("handle"), std::string::npos)
+      << r.error().message;
+  if (std::string(GetParam()) == "wal") {
+    // A WAL reader does not block a writer: the client may choose to let
+    // it run, at its documented risk (that reader cannot write afterwards).
+    req.readers_may_proceed = true;
+    req.deadline = Clock::now() + std::chrono::seconds(2);
+    auto r2 = Run(req);
+    ASSERT_TRUE(r2.ok()) << r2.error().message;
+    EXPECT_EQ(reader.Int("SELECT count(*) FROM t"), 1);  // its snapshot
+  }
+  reader.Must("COMMIT");
+  EXPECT_EQ(Info(path_).gate.stall_timeouts, 0u);
+}
+
+// The host commits as fast as it can on two threads, serialised the way
+// Gecko serialises an origin on one thread, with no busy handler at all,
+// plus a thread of deferred read transactions, while injections stream in.
+TEST_P(InjectTest, HostTransactionsNeverFail) {
+  std::atomic<bool> stop{false};
+  std::atomic<int> host_errors{0};
+  std::atomic<int> host_commits{0};
+  std::mutex serial;
+  std::string first_error;
+  auto writer = [&](bool immediate) {
+    Conn c(path_);
+    while (!stop.load()) {
+      std::lock_guard<std::mutex> lock(serial);
+      const std::string begin = immediate ? "BEGIN IMMEDIATE" : "BEGIN";
+      int rc = c.Exec(begin + "; SELECT count(*) FROM t; "
+                              "INSERT INTO t(who) VALUES ('host'); COMMIT");
+      if (rc != SQLITE_OK) {
+        if (host_errors++ == 0) first_error = sqlite3_errmsg(c.get());
+        c.Exec("ROLLBACK");
+      } else {
+        ++host_commits;
+      }
+    }
+  };
+  // In rollback mode a committing writer locks readers out: the host
+  // serialises its readers too, as Gecko does with everything on an
+  // origin's thread. In WAL mode readers run freely beside writers.
+  const bool wal = std::string(GetParam()) == "wal";
+  auto reader = [&] {
+    Conn c(path_);
+    while (!stop.load()) {
+      std::unique_lock<std::mutex> lock(serial, std::defer_lock);
+      if (!wal) lock.lock();
+      if (c.Exec("BEGIN; SELECT count(*) FROM t; COMMIT") != SQLITE_OK) {
+        if (host_errors++ == 0) first_error = sqlite3_errmsg(c.get());
+        c.Exec("ROLLBACK");
+      }
+    }
+  };
+  std::thread w1(writer, true), w2(writer, false), rd(reader);
+  int injected = 0;
+  const auto give_up = Clock::now() + std::chrono::seconds(60);
+  while ((injected < 60 || host_commits.load() < 300) &&
+         Clock::now() < give_up) {
+    auto r = Run(Sql("INSERT INTO t(who) VALUES ('q'); "
+                     "INSERT INTO t(who) VALUES ('q'); "
+                     "INSERT INTO t(who) VALUES ('q')"));
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    ++injected;
+  }
+  stop = true;
+  w1.join();
+  w2.join();
+  rd.join();
+  EXPECT_EQ(host_errors.load(), 0) << first_error;
+  EXPECT_EQ(Count("q"), 3 * injected);
+  EXPECT_EQ(Count("host"), 1 + host_commits.load());
+  EXPECT_EQ(host_->Text("PRAGMA integrity_check"), "ok");
+  const DatabaseInfo info = Info(path_);
+  EXPECT_EQ(info.gate.stall_timeouts, 0u);
+  EXPECT_GE(info.gate.closes, static_cast<uint64_t>(injected));
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, InjectTest,
+                         ::testing::Values("wal", "delete"));
+
+TEST(Inject, ExclusiveLockingIsRefused) {
+  TempDir dir;
+  const std::string path = dir.File("x.db");
+  Conn c(path);
+  c.Must("PRAGMA locking_mode=EXCLUSIVE; CREATE TABLE t(x)");
+  auto r = Inject(*Find(path), Sql("INSERT INTO t VALUES (1)"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ErrorCode::kUnsupported);
+}
+
+}  // namespace
+}  // namespace quiesce::testing
