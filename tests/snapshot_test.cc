@@ -233,5 +233,21 @@ TEST(Sha256, KnownVectors) {
             "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
 }
 
+TEST(Sha256, HardwareAndPortableAgreeOnEveryLength) {
+  std::string data;
+  uint32_t x = 12345;
+  for (int i = 0; i < 5000; ++i) {
+    x = x * 1664525 + 1013904223;
+    data.push_back(static_cast<char>(x >> 24));
+  }
+  for (size_t len : {0, 1, 55, 56, 63, 64, 65, 127, 128, 1000, 4999, 5000}) {
+    Sha256 fast, portable(/*portable=*/true);
+    fast.Update(data.data(), len / 2);
+    fast.Update(data.data() + len / 2, len - len / 2);
+    portable.Update(data.data(), len);
+    EXPECT_EQ(fast.FinishHex(), portable.FinishHex()) << len;
+  }
+}
+
 }  // namespace
 }  // namespace quiesce::testing
