@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "describe.h"
+#include "quiesce_ops.h"
 
 namespace quiesce::control {
 namespace {
@@ -132,7 +133,8 @@ Outcome Unwatch(Call& call) {
 }  // namespace
 
 const std::vector<Operation>& Operations() {
-  static const std::vector<Operation> ops = {
+  static const std::vector<Operation> ops = [] {
+    std::vector<Operation> all = {
       {"hello",
        "protocol version (send your highest as \"version\"), host pid, "
        "capabilities, operations and limits",
@@ -146,7 +148,10 @@ const std::vector<Operation>& Operations() {
        "carry this request's id",
        0, WatchOp},
       {"unwatch", "stop the watch whose request id is \"watch\"", 0, Unwatch},
-  };
+    };
+    for (const Operation& op : QuiesceOperations()) all.push_back(op);
+    return all;
+  }();
   return ops;
 }
 

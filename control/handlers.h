@@ -25,19 +25,25 @@ namespace quiesce::control {
 // A reply: ok with a result, or a typed error.
 struct Outcome {
   bool ok = true;
+  bool deferred = false;  // a job replies later
   json result = json::object();
   ErrorCode code = ErrorCode::kInternal;
   std::string message;
 
-  static Outcome Ok(json result) { return {true, std::move(result), {}, {}}; }
+  static Outcome Ok(json result) {
+    return {true, false, std::move(result), {}, {}};
+  }
   static Outcome Error(ErrorCode code, std::string message) {
-    return {false, json::object(), code, std::move(message)};
+    return {false, false, json::object(), code, std::move(message)};
   }
 };
 
 // What a handler may see and touch.
+class Jobs;
+
 struct Call {
   Context* context;
+  Jobs& jobs;
   const AccessPolicy& policy;
   const ServerLimits& limits;
   Session& session;

@@ -77,7 +77,8 @@ Server::Server(Context* context, ServerOptions options, Listener listener,
     : context_(context),
       options_(std::move(options)),
       listener_(std::move(listener)),
-      wake_(std::move(wake)) {}
+      wake_(std::move(wake)),
+      jobs_([this] { Wake(); }, kMaxJobs) {}
 
 Server::~Server() { Stop(); }
 
@@ -94,11 +95,25 @@ void Server::Stop() {
   stopping_.store(true);
   Wake();
   if (thread_.joinable()) thread_.join();
+  // Every job ends (cancelled: leases reopen their gates) before the
+  // sessions and the eventfd its posts would wake go away.
+  jobs_.Shutdown();
   sessions_.clear();
   Unlisten(&listener_);
 }
 
 void Server::OnCommitEvents(Database&) { Wake(); }
+
+void Server::Deliver() {
+  for (Jobs::Delivery& d : jobs_.Take()) {
+    for (const auto& s : sessions_) {
+      if (s->id() != d.session) continue;
+      if (d.last && s->jobs_pending > 0) --s->jobs_pending;
+      if (!d.line.empty() && !Queue(*s, d.line)) BeginClose(*s);
+      break;
+    }
+  }
+}
 
 void Server::Wake() {
   const uint64_t one = 1;
@@ -150,6 +165,7 @@ void Server::Loop() {
       uint64_t count;
       [[maybe_unused]] const ssize_t n = read(wake_.get(), &count, sizeof(count));
     }
+    Deliver();
     now = Clock::now();
     size_t i = 2;  // the sessions polled come first, in list order
     for (auto it = sessions_.begin(); it != sessions_.end() && i < polled.size();
@@ -175,12 +191,14 @@ void Server::Loop() {
                                       "a request did not arrive whole in time"));
           BeginClose(s);
         } else if (s.watches.empty() && s.out.empty() &&
+                   s.jobs_pending == 0 && s.leases.empty() &&
                    now - s.last_input >= options_.limits.idle_timeout) {
           keep = Queue(s, EncodeError(std::nullopt, ErrorCode::kTimeout,
                                       "idle for too long"));
           BeginClose(s);
         }
       }
+      if (!keep) jobs_.CancelSession(s.id());
       it = keep ? std::next(it) : sessions_.erase(it);
     }
     if (accepting && (polled[1].revents & POLLIN)) {
@@ -313,7 +331,7 @@ bool Server::HandleLine(Session& s, const std::string& line) {
     BeginClose(s);
     return queued;
   }
-  Call call{context_, options_.policy, options_.limits, s, request, {}};
+  Call call{context_, jobs_, options_.policy, options_.limits, s, request, {}};
   for (int64_t k = 0; k < request.fds; ++k) {
     call.fds.push_back(std::move(s.fds_in.front()));
     s.fds_in.pop_front();
@@ -334,6 +352,7 @@ bool Server::HandleLine(Session& s, const std::string& line) {
       outcome = Outcome::Error(ErrorCode::kInternal, e.what());
     }
   }
+  if (outcome.deferred) return true;
   return Queue(s, outcome.ok ? EncodeOk(request.id, outcome.result)
                              : EncodeError(request.id, outcome.code,
                                            outcome.message));
@@ -364,7 +383,8 @@ Clock::time_point Server::Deadline(const Session& s) const {
   if (s.partial_since) {
     deadline = *s.partial_since + options_.limits.request_timeout;
   }
-  if (s.watches.empty() && s.out.empty()) {
+  if (s.watches.empty() && s.out.empty() && s.jobs_pending == 0 &&
+      s.leases.empty()) {
     deadline = std::min(deadline, s.last_input + options_.limits.idle_timeout);
   }
   return deadline;

@@ -25,6 +25,7 @@
 #include "access.h"
 #include "codec.h"
 #include "context.h"
+#include "jobs.h"
 #include "server_limits.h"
 #include "session.h"
 #include "socket_path.h"
@@ -86,6 +87,12 @@ class Server : private CommitObserver {
   std::atomic<bool> stopping_{false};
   std::thread thread_;
   bool stopped_ = false;  // Stop ran (owner's thread only)
+
+  // Hands what jobs posted to their sessions.
+  void Deliver();
+
+  // Snapshots, holds and injections run here, off the poll thread.
+  Jobs jobs_;
 
   // --- the server thread's own ---------------------------------------------
   std::list<std::unique_ptr<Session>> sessions_;

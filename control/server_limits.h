@@ -30,6 +30,9 @@ struct ServerLimits {
   std::chrono::milliseconds close_linger{1000};
 };
 
+// Snapshots, holds and injections running at once, over all sessions.
+inline constexpr size_t kMaxJobs = 8;
+
 }  // namespace quiesce::control
 
 #endif  // QUIESCE_CONTROL_SERVER_LIMITS_H_

@@ -21,6 +21,7 @@
 #include "access.h"
 #include "database.h"
 #include "framing.h"
+#include "lease.h"
 #include "unique_fd.h"
 
 namespace quiesce::control {
@@ -67,6 +68,9 @@ class Session {
   std::deque<UniqueFd> fds_in;   // descriptors received, not yet claimed
   OutputBuffer out;              // replies and events not yet sent
   std::vector<Watch> watches;    // active watch streams
+  int jobs_pending = 0;          // operations whose reply is to come
+  // Leases from "hold", by the hold request's id.
+  std::map<int64_t, std::shared_ptr<Lease>> leases;
   Clock::time_point last_input;  // last time bytes arrived
   // Since when the incomplete request in `in` has been arriving.
   std::optional<Clock::time_point> partial_since;

@@ -173,13 +173,16 @@ bool Final(const Error& e) {
 
 struct Interrupt {
   Clock::time_point at;
-  bool fired = false;
+  const std::atomic<bool>* cancelled;
+  bool fired = false;      // out of time
+  bool cancelled_seen = false;
 };
 
 int ProgressCheck(void* arg) {
   auto& i = *static_cast<Interrupt*>(arg);
   if (Clock::now() >= i.at) i.fired = true;
-  return i.fired ? 1 : 0;
+  if (i.cancelled && i.cancelled->load()) i.cancelled_seen = true;
+  return i.fired || i.cancelled_seen ? 1 : 0;
 }
 
 // Runs BEGIN IMMEDIATE; retried while another process holds the write lock
@@ -228,6 +231,49 @@ Result<Ok> Attach(OwnConnection& own, const InjectRequest& req) {
   return Ok{};
 }
 
+// Loads quiesce_params from the staged database into a copy of the blobs.
+Result<std::map<std::string, std::string>> StagedParams(
+    OwnConnection& own, const InjectRequest& req) {
+  constexpr size_t kMaxBytes = 256u << 20;
+  std::map<std::string, std::string> blobs = req.blobs;
+  const SqliteApi& api = own.api();
+  const std::string sql =
+      "SELECT name, value FROM " + req.attach_name + ".quiesce_params";
+  sqlite3_stmt* stmt = nullptr;
+  if (api.prepare_v2(own.handle(), sql.c_str(), -1, &stmt, nullptr) !=
+      SQLITE_OK) {
+    Error e{ErrorCode::kBadRequest,
+            "the staged database has no usable quiesce_params table: " +
+                std::string(api.errmsg(own.handle()))};
+    api.finalize(stmt);
+    return e;
+  }
+  size_t total = 0;
+  int rc;
+  while ((rc = api.step(stmt)) == SQLITE_ROW) {
+    const char* name =
+        reinterpret_cast<const char*>(api.column_text(stmt, 0));
+    const void* value = api.column_blob(stmt, 1);
+    const int size = api.column_bytes(stmt, 1);
+    total += static_cast<size_t>(size);
+    if (name == nullptr || total > kMaxBytes) {
+      api.finalize(stmt);
+      return Error{ErrorCode::kBadRequest,
+                   "quiesce_params has a row without a name, or more than "
+                   "256 MiB"};
+    }
+    blobs.emplace(name, std::string(static_cast<const char*>(value),
+                                    static_cast<size_t>(size)));
+  }
+  api.finalize(stmt);
+  if (rc != SQLITE_DONE) return own.SqlError(rc, "reading quiesce_params");
+  return blobs;
+}
+
+// Runs a request on an open own connection: prepare, gate, run, reopen.
+Result<InjectResult> InjectPrepared(Database& db, OwnConnection& own,
+                                    const InjectRequest& req);
+
 }  // namespace
 
 Result<InjectResult> Inject(Database& db, const InjectRequest& req) {
@@ -240,10 +286,29 @@ Result<InjectResult> Inject(Database& db, const InjectRequest& req) {
   auto opened = OwnConnection::Open(db);
   if (!opened.ok()) return opened.error();
   OwnConnection& own = *opened.value();
-  const SqliteApi& api = own.api();
+  InjectRequest with_params;
+  const InjectRequest* effective = &req;
   if (req.attach_fd >= 0) {
     if (auto r = Attach(own, req); !r.ok()) return r.error();
+    if (req.params_from_attachment) {
+      auto blobs = StagedParams(own, req);
+      if (!blobs.ok()) return blobs.error();
+      with_params = req;
+      with_params.blobs = std::move(blobs.value());
+      effective = &with_params;
+    }
+  } else if (req.params_from_attachment) {
+    return Error{ErrorCode::kBadRequest,
+                 "params from the attachment need an attached database"};
   }
+  return InjectPrepared(db, own, *effective);
+}
+
+namespace {
+
+Result<InjectResult> InjectPrepared(Database& db, OwnConnection& own,
+                                    const InjectRequest& req) {
+  const SqliteApi& api = own.api();
   Guard guard;
   guard.allow_ddl = req.allow_ddl;
   api.set_authorizer(own.handle(), Authorize, &guard);
@@ -271,7 +336,7 @@ Result<InjectResult> Inject(Database& db, const InjectRequest& req) {
   InjectResult result;
   result.drain_us = Micros(Clock::now() - start);
 
-  Interrupt interrupt{until};
+  Interrupt interrupt{until, req.cancelled};
   api.progress_handler(own.handle(), 1000, ProgressCheck, &interrupt);
   Result<Ok> outcome = Begin(own, guard, until);
   if (outcome.ok()) {
@@ -290,6 +355,9 @@ Result<InjectResult> Inject(Database& db, const InjectRequest& req) {
                       ? Error{ErrorCode::kTimeout,
                               "the injection ran out of time and was rolled "
                               "back"}
+                  : interrupt.cancelled_seen
+                      ? Error{ErrorCode::kBusy,
+                              "the injection was cancelled and rolled back"}
                   : !guard.denied.empty()
                       ? Denied(guard)
                       : own.SqlError(rc, "statement " +
@@ -333,4 +401,5 @@ Result<InjectResult> Inject(Database& db, const InjectRequest& req) {
   return result;
 }
 
+}  // namespace
 }  // namespace quiesce

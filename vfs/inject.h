@@ -18,6 +18,7 @@
 #ifndef QUIESCE_VFS_INJECT_H_
 #define QUIESCE_VFS_INJECT_H_
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -36,9 +37,15 @@ struct InjectRequest {
   // A staged database to attach read-only under attach_name (-1: none).
   int attach_fd = -1;
   std::string attach_name = "staged";
+  // Bind parameters not in `blobs` from the staged database's table
+  // quiesce_params(name TEXT PRIMARY KEY, value BLOB): how a client passes
+  // more blobs than a request carries descriptors.
+  bool params_from_attachment = false;
   bool readers_may_proceed = false;  // see DESIGN.md: a documented risk
   bool dry_run = false;              // run, report, roll back
   bool allow_ddl = false;
+  // Set by someone else to stop the injection (it rolls back).
+  const std::atomic<bool>* cancelled = nullptr;
   // The client's own limit; the lease cap applies whatever it says.
   std::chrono::steady_clock::time_point deadline =
       std::chrono::steady_clock::time_point::max();

@@ -167,6 +167,9 @@ Result<SnapshotResult> StreamImage(Database& db, sqlite3_file* main,
   Output out(out_fd, opt.deadline);
   for (uint32_t first = 1; first <= point.db_pages; first += kBatch) {
     if (Clock::now() >= opt.deadline) return Timeout("the snapshot");
+    if (opt.cancelled && opt.cancelled->load()) {
+      return Error{ErrorCode::kBusy, "the snapshot was cancelled"};
+    }
     // A host checkpoint or writer waiting for our lock comes first.
     if (db.HostWaitingOnOwnTooLong()) {
       return Error{ErrorCode::kBusy,

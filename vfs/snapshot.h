@@ -18,6 +18,7 @@
 #ifndef QUIESCE_VFS_SNAPSHOT_H_
 #define QUIESCE_VFS_SNAPSHOT_H_
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -40,6 +41,8 @@ struct SnapshotOptions {
   // Everything, the copy included, ends by this time or fails as kTimeout
   // (releasing whatever it held).
   std::chrono::steady_clock::time_point deadline;
+  // Set by someone else to stop the snapshot early (kBusy "cancelled").
+  const std::atomic<bool>* cancelled = nullptr;
   // Called now and then with pages written so far and in all.
   std::function<void(uint32_t done, uint32_t total)> progress;
 };

@@ -26,12 +26,13 @@ struct Options {
   std::string socket;  // control socket; empty: none
   int serve = 0;       // --serve: seconds to keep committing for clients
   int rate = 20;       // commits per second per database in --serve
+  bool writable = false;  // --writable: clients may hold and inject
 };
 
 void Usage(FILE* out) {
   std::fprintf(out,
       "usage: hostsim [--dir DIR] [--commits N] [--seconds S]\n"
-      "               [--socket PATH [--serve SECONDS] [--rate N]]\n"
+      "               [--socket PATH [--serve SECONDS] [--rate N] [--writable]]\n"
       "\n"
       "Runs a host with the quiesce shim registered as the \"unix\" VFS, commits\n"
       "N transactions into one database per journal mode (wal, delete,\n"
@@ -42,7 +43,8 @@ void Usage(FILE* out) {
       "--socket PATH starts the control server there (\"\" for the default\n"
       "path). --serve SECONDS then keeps the host running that long, committing\n"
       "N times a second (--rate) into a WAL and a rollback database, so that\n"
-      "quiescectl can list, inspect and watch it.\n");
+      "quiescectl can list, inspect and watch it; --writable lets clients hold\n"
+      "and inject too.\n");
 }
 
 bool Exec(sqlite3* db, const char* sql) {
@@ -98,13 +100,23 @@ int Serve(const Options& opt) {
   const auto end = std::chrono::steady_clock::now() +
                    std::chrono::seconds(opt.serve);
   auto next = std::chrono::steady_clock::now();
+  long commits = 0, errors = 0;
   while (next < end) {
-    for (sqlite3* db : dbs) Exec(db, "INSERT INTO t(v) VALUES (randomblob(100))");
+    for (sqlite3* db : dbs) {
+      // No busy handler, as Gecko's cache connection has none: any
+      // SQLITE_BUSY caused by a client would show here as an error.
+      if (Exec(db, "INSERT INTO t(v) VALUES (randomblob(100))")) {
+        ++commits;
+      } else {
+        ++errors;
+      }
+    }
     next += period;
     std::this_thread::sleep_until(next);
   }
   for (sqlite3* db : dbs) sqlite3_close(db);
-  return 0;
+  std::printf("hostsim: %ld host commits, %ld host errors\n", commits, errors);
+  return errors == 0 ? 0 : 1;
 }
 
 }  // namespace
@@ -126,6 +138,7 @@ int main(int argc, char** argv) {
     else if (a == "--socket") opt.socket = next();
     else if (a == "--serve") opt.serve = std::atoi(next());
     else if (a == "--rate") opt.rate = std::max(1, std::atoi(next()));
+    else if (a == "--writable") opt.writable = true;
     else if (a == "-h" || a == "--help") { Usage(stdout); return 0; }
     else { Usage(stderr); return 2; }
   }
@@ -134,6 +147,7 @@ int main(int argc, char** argv) {
   config.size = sizeof(config);
   config.vfs_name = "unix";  // take over the default VFS under its own name
   if (!opt.socket.empty()) config.socket_path = opt.socket.c_str();
+  if (opt.writable) config.writable = "1";
   if (quiesce_register(&config) != SQLITE_OK) {
     std::fprintf(stderr, "hostsim: quiesce_register failed\n");
     return 1;

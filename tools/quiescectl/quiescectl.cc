@@ -2,16 +2,19 @@
 // socket. This file: the command line, help texts and the commands.
 #include <mimalloc.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "client.h"
 #include "exit_codes.h"
+#include "operations.h"
 #include "socket_choice.h"
 #include "tables.h"
 
@@ -30,6 +33,11 @@ struct Options {
   std::vector<std::string> args;
   long count = 0;        // watch --count (0: unbounded)
   double timeout_s = 0;  // watch --timeout (0: none)
+  std::string output;    // snapshot -o
+  bool verify = false;   // snapshot --verify
+  long lease_ms = 0;     // hold --lease-ms (0: the host's limit)
+  std::vector<std::string> child;  // hold -- COMMAND...
+  InjectFiles inject;    // inject's --param, --attach, --dry-run, ...
 };
 
 struct Command {
@@ -43,6 +51,9 @@ int List(const Options&);
 int Status(const Options&);
 int Watch(const Options&);
 int Help(const Options&);
+int Snapshot(const Options&);
+int Hold(const Options&);
+int Inject(const Options&);
 
 const Command kCommands[] = {
     {"list", "list",
@@ -71,6 +82,44 @@ const Command kCommands[] = {
      "  quiescectl watch 2 --count 10\n"
      "  quiescectl --json watch --timeout 60 > commits.jsonl\n",
      Watch},
+    {"snapshot", "snapshot DB -o FILE [--verify]",
+     "Writes a consistent image of the database, as of one commit, to FILE\n"
+     "(a standalone rollback-journal database: no -wal or -shm needed). The\n"
+     "host writes it through a descriptor; quiescectl checks its SHA-256 and,\n"
+     "with --verify, runs PRAGMA integrity_check on it. In WAL mode the host\n"
+     "never waits; in rollback mode its writers wait for the copy, bounded.\n"
+     "FILE appears only when whole.\n"
+     "\n"
+     "  quiescectl snapshot 1 -o backup.db --verify\n"
+     "  quiescectl --json snapshot ~/app/data.db -o /tmp/data.db\n",
+     Snapshot},
+    {"hold", "hold DB [--lease-ms N] -- COMMAND [ARGS...]",
+     "Reaches a quiescent point (no host transaction, no checkpoint, files\n"
+     "stable) and runs COMMAND while it lasts, with QUIESCE_HOLD_DB,\n"
+     "QUIESCE_HOLD_GENERATION, QUIESCE_HOLD_DB_SIZE, QUIESCE_HOLD_WAL_SIZE\n"
+     "and QUIESCE_HOLD_LEASE_MS set. Host transactions wait meanwhile, so the\n"
+     "lease is short (the host caps it below its max stall). Exits with the\n"
+     "command's status, or 5 when the lease ended first. Needs write access.\n"
+     "\n"
+     "  quiescectl hold 1 -- sh -c 'cp \"$QUIESCE_HOLD_DB\" /tmp/copy.db'\n",
+     Hold},
+    {"inject", "inject DB FILE.sql [--param NAME=@FILE] [--attach NAME=FILE] "
+               "[--dry-run]",
+     "Runs the SQL in FILE.sql (- for standard input) on the live database\n"
+     "in one transaction at a quiescent point: host transactions wait, never\n"
+     "fail, and start on the new state. All or nothing. --param binds a\n"
+     "file's bytes as the blob :NAME; --attach attaches a staged database\n"
+     "read-only as NAME (--params-from-attachment binds every parameter from\n"
+     "its table quiesce_params(name, value)); --dry-run runs and rolls back;\n"
+     "--readers-may-proceed lets host readers run across it (a reader that\n"
+     "later writes then fails with SQLITE_BUSY_SNAPSHOT). No transaction\n"
+     "statements, ATTACH, pragmas that set anything, or DDL unless the host\n"
+     "allows it. Needs write access.\n"
+     "\n"
+     "  quiescectl inject 1 fix.sql --dry-run\n"
+     "  quiescectl inject 1 add.sql --param body=@body.bin\n"
+     "  quiescectl inject 1 copy.sql --attach incoming=staged.db\n",
+     Inject},
     {"help", "help [COMMAND]", "Explains a command, with examples.\n\n"
      "  quiescectl help watch\n", Help},
 };
@@ -254,6 +303,104 @@ int Watch(const Options& opt) {
   return kExitOk;
 }
 
+// Progress on a terminal for long transfers.
+std::function<void(uint64_t, uint64_t)> TerminalProgress(const char* what) {
+  if (!isatty(STDERR_FILENO)) return nullptr;
+  return [what](uint64_t done, uint64_t total) {
+    std::fprintf(stderr, "\r%s: %3llu%% (%llu of %llu pages)", what,
+                 total ? static_cast<unsigned long long>(done * 100 / total)
+                       : 100ull,
+                 static_cast<unsigned long long>(done),
+                 static_cast<unsigned long long>(total));
+    if (done == total) std::fprintf(stderr, "\n");
+  };
+}
+
+int Report(const Failure& failure) {
+  std::fprintf(stderr, "quiescectl: %s\n", failure.message.c_str());
+  return failure.exit_code;
+}
+
+int Snapshot(const Options& opt) {
+  if (opt.args.size() != 1 || opt.output.empty()) {
+    return UsageError("snapshot takes DB and -o FILE");
+  }
+  int code = kExitOk;
+  auto client = ConnectHost(opt, &code);
+  if (!client) return code;
+  json result;
+  Failure failure;
+  if (!SnapshotToFile(*client, DbArgument(opt.args[0]), opt.output,
+                      opt.verify, TerminalProgress("snapshot"), &result,
+                      &failure)) {
+    return Report(failure);
+  }
+  if (opt.json) {
+    PrintJson(result);
+  } else {
+    std::printf("%s: generation %llu, %llu pages of %llu bytes (%.1f MB), "
+                "sha256 %s%s\n",
+                opt.output.c_str(),
+                static_cast<unsigned long long>(result.value("generation", 0ull)),
+                static_cast<unsigned long long>(result.value("page_count", 0ull)),
+                static_cast<unsigned long long>(result.value("page_size", 0ull)),
+                result.value("bytes", 0ull) / 1e6,
+                result.value("sha256", "").c_str(),
+                opt.verify ? ", integrity_check ok" : "");
+  }
+  return kExitOk;
+}
+
+int Hold(const Options& opt) {
+  if (opt.args.size() != 1 || opt.child.empty()) {
+    return UsageError("hold takes DB and -- COMMAND");
+  }
+  int code = kExitOk;
+  auto client = ConnectHost(opt, &code);
+  if (!client) return code;
+  json result;
+  Failure failure;
+  int status = 0;
+  if (!HoldAround(*client, DbArgument(opt.args[0]), opt.lease_ms, opt.child,
+                  &result, &status, &failure)) {
+    return Report(failure);
+  }
+  if (opt.json) {
+    result["command_status"] = status;
+    PrintJson(result);
+  }
+  return status;
+}
+
+int Inject(const Options& opt) {
+  if (opt.args.size() != 2) return UsageError("inject takes DB and FILE.sql");
+  int code = kExitOk;
+  auto client = ConnectHost(opt, &code);
+  if (!client) return code;
+  InjectFiles files = opt.inject;
+  files.sql_path = opt.args[1];
+  json result;
+  Failure failure;
+  if (!InjectFromFiles(*client, DbArgument(opt.args[0]), files, &result,
+                       &failure)) {
+    return Report(failure);
+  }
+  if (opt.json) {
+    PrintJson(result);
+  } else {
+    std::printf("%s: %lld rows changed by %lld statements; generation %llu; "
+                "host held back %.2f ms (drain %.2f ms)\n",
+                result.value("committed", false) ? "committed"
+                                                 : "dry run, rolled back",
+                static_cast<long long>(result.value("changes", 0ll)),
+                static_cast<long long>(result.value("statements", 0ll)),
+                static_cast<unsigned long long>(result.value("generation", 0ull)),
+                result.value("gate_closed_ms", 0.0),
+                result.value("drain_ms", 0.0));
+  }
+  return kExitOk;
+}
+
 int Help(const Options& opt) {
   if (opt.args.empty()) {
     Usage(stdout);
@@ -303,6 +450,35 @@ int Main(int argc, char** argv) {
         return UsageError("--timeout needs seconds");
       }
       opt.timeout_s = number;
+    } else if (a == "-o" || a == "--output") {
+      if (!value(&opt.output)) return UsageError(a + " needs a FILE");
+    } else if (a == "--verify") {
+      opt.verify = true;
+    } else if (a == "--lease-ms") {
+      if (!value(&v) || !ParseNumber(v, &number) || number < 1) {
+        return UsageError("--lease-ms needs milliseconds");
+      }
+      opt.lease_ms = static_cast<long>(number);
+    } else if (a == "--param") {
+      const size_t eq = value(&v) ? v.find("=@") : std::string::npos;
+      if (eq == std::string::npos || eq == 0) {
+        return UsageError("--param needs NAME=@FILE");
+      }
+      opt.inject.params.emplace_back(v.substr(0, eq), v.substr(eq + 2));
+    } else if (a == "--attach") {
+      const size_t eq = value(&v) ? v.find('=') : std::string::npos;
+      if (eq == std::string::npos || eq == 0) {
+        return UsageError("--attach needs NAME=FILE");
+      }
+      opt.inject.attach = std::make_pair(v.substr(0, eq), v.substr(eq + 1));
+    } else if (a == "--params-from-attachment") {
+      opt.inject.params_from_attachment = true;
+    } else if (a == "--dry-run") {
+      opt.inject.dry_run = true;
+    } else if (a == "--readers-may-proceed") {
+      opt.inject.readers_may_proceed = true;
+    } else if (a == "--") {
+      for (++i; i < argc; ++i) opt.child.push_back(argv[i]);
     } else if (a.size() > 1 && a[0] == '-' && a != "-") {
       return UsageError("unknown option " + a);
     } else if (opt.command.empty()) {

@@ -1,0 +1,41 @@
+// A quiescent point leased to one control session by "hold". It ends at
+// release, at disconnect or at the lease's end, whichever comes first, and
+// ending it reopens the database's gate exactly once.
+//
+// Thread safety: all methods may be called from any thread (the server's,
+// and the hold's timer job).
+#ifndef QUIESCE_CONTROL_LEASE_H_
+#define QUIESCE_CONTROL_LEASE_H_
+
+#include <cstdint>
+#include <memory>
+
+#include "database.h"
+#include "mutex.h"
+
+namespace quiesce::control {
+
+class Job;
+
+class Lease {
+ public:
+  std::shared_ptr<Database> db;
+  std::weak_ptr<Job> timer;  // the job that ends the lease on time
+
+  // The gate closed with this token. False (and the gate reopened at
+  // once) when the lease ended while the drain ran.
+  bool Begin(uint64_t gate_token) QUIESCE_EXCLUDES(mu_);
+  // The client's release: true when the point was quiescent throughout.
+  bool Release() QUIESCE_EXCLUDES(mu_);
+  // Disconnect or time's up: true when this call ended it.
+  bool End() QUIESCE_EXCLUDES(mu_);
+
+ private:
+  Mutex mu_;
+  bool ended_ QUIESCE_GUARDED_BY(mu_) = false;
+  uint64_t token_ QUIESCE_GUARDED_BY(mu_) = 0;  // 0: still draining
+};
+
+}  // namespace quiesce::control
+
+#endif  // QUIESCE_CONTROL_LEASE_H_

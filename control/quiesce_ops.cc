@@ -1,0 +1,478 @@
+// The operations that reach a quiescent point or a consistent copy:
+// snapshot, hold, release and inject. Each checks its request on the server
+// thread and hands the work to a job (jobs.h); the reply follows when the
+// work is done.
+#include "quiesce_ops.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "describe.h"
+#include "jobs.h"
+#include "lease.h"
+#include "inject.h"
+#include "snapshot.h"
+
+namespace quiesce::control {
+namespace {
+
+using std::chrono::milliseconds;
+
+constexpr int64_t kDefaultSnapshotMs = 10 * 60 * 1000;
+constexpr int64_t kMaxSnapshotMs = 60 * 60 * 1000;
+// An injection's script and blobs together, read from the client's fds.
+constexpr size_t kMaxInjectBytes = 64u << 20;
+constexpr size_t kMaxInlineSql = 1u << 20;
+
+ErrorCode ToWire(quiesce::ErrorCode code) {
+  switch (code) {
+    case quiesce::ErrorCode::kBadRequest: return ErrorCode::kBadRequest;
+    case quiesce::ErrorCode::kNotFound: return ErrorCode::kNotFound;
+    case quiesce::ErrorCode::kForbidden: return ErrorCode::kForbidden;
+    case quiesce::ErrorCode::kBusy: return ErrorCode::kBusy;
+    case quiesce::ErrorCode::kTimeout: return ErrorCode::kTimeout;
+    case quiesce::ErrorCode::kUnsupported: return ErrorCode::kUnsupported;
+    case quiesce::ErrorCode::kIoError: return ErrorCode::kIoError;
+    case quiesce::ErrorCode::kSqlError: return ErrorCode::kSqlError;
+    case quiesce::ErrorCode::kInternal: return ErrorCode::kInternal;
+  }
+  return ErrorCode::kInternal;
+}
+
+// An optional integer argument within [lo, hi]; false (with *error) when
+// present and not such an integer.
+bool IntArg(const Call& call, const char* name, int64_t lo, int64_t hi,
+            int64_t* value, Outcome* error) {
+  const auto it = call.request.args.find(name);
+  if (it == call.request.args.end()) return true;
+  if (!it->is_number_integer() || it->get<int64_t>() < lo ||
+      it->get<int64_t>() > hi) {
+    *error = Outcome::Error(ErrorCode::kBadRequest,
+                            std::string("\"") + name +
+                                "\" must be an integer from " +
+                                std::to_string(lo) + " to " +
+                                std::to_string(hi));
+    return false;
+  }
+  *value = it->get<int64_t>();
+  return true;
+}
+
+bool BoolArg(const Call& call, const char* name, bool* value, Outcome* error) {
+  const auto it = call.request.args.find(name);
+  if (it == call.request.args.end()) return true;
+  if (!it->is_boolean()) {
+    *error = Outcome::Error(ErrorCode::kBadRequest,
+                            std::string("\"") + name + "\" must be true or false");
+    return false;
+  }
+  *value = it->get<bool>();
+  return true;
+}
+
+std::shared_ptr<Database> WritableDatabase(const Call& call, Outcome* error) {
+  auto db = ResolveDatabase(call, error);
+  if (db && !CapabilitiesFor(call.policy, call.session.peer(), db->path())
+                 .write) {
+    *error = Outcome::Error(
+        ErrorCode::kForbidden,
+        "this host does not let clients write " + db->path() +
+            " (the host enables it with QUIESCE_WRITABLE or "
+            "quiesce_config.writable)");
+    return nullptr;
+  }
+  return db;
+}
+
+// Starts a job or says why not; the session counts it so it never idles
+// out while its work runs.
+Outcome Defer(Call& call, std::function<void(Job&)> work,
+              std::shared_ptr<Job>* started = nullptr) {
+  auto job = call.jobs.Start(call.session.id(), std::move(work));
+  if (started) *started = job;
+  if (!job) {
+    return Outcome::Error(ErrorCode::kBusy,
+                          "the host is running as many operations as it "
+                          "allows; try again");
+  }
+  ++call.session.jobs_pending;
+  Outcome deferred;
+  deferred.deferred = true;
+  return deferred;
+}
+
+// Reads a whole descriptor the client passed (a file or a pipe), at most
+// `cap` bytes, by the deadline: a client that never closes its pipe costs
+// a timeout, never a stuck thread.
+quiesce::Result<std::string> ReadAll(int fd, size_t cap,
+                                     Job::Clock::time_point deadline) {
+  const int flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || (flags & O_ACCMODE) == O_WRONLY) {
+    return quiesce::Error{quiesce::ErrorCode::kBadRequest,
+                          "a descriptor to read from is not readable"};
+  }
+  fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+  std::string data;
+  char buf[65536];
+  for (;;) {
+    const ssize_t n = read(fd, buf, sizeof(buf));
+    if (n > 0) {
+      data.append(buf, static_cast<size_t>(n));
+      if (data.size() > cap) {
+        return quiesce::Error{quiesce::ErrorCode::kBadRequest,
+                              "the injection's payload is larger than " +
+                                  std::to_string(cap >> 20) + " MiB"};
+      }
+      continue;
+    }
+    if (n == 0) return data;
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN) {
+      return quiesce::Error{quiesce::ErrorCode::kIoError,
+                            std::string("reading a descriptor: ") +
+                                std::strerror(errno)};
+    }
+    const auto left = std::chrono::duration_cast<milliseconds>(
+        deadline - Job::Clock::now());
+    if (left.count() <= 0) {
+      return quiesce::Error{quiesce::ErrorCode::kTimeout,
+                            "a descriptor was not read to its end in time "
+                            "(close the writing end of the pipe)"};
+    }
+    pollfd p{fd, POLLIN, 0};
+    poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), 1000)));
+  }
+}
+
+json PointJson(const Database& db, const PinnedPoint& p) {
+  return {{"db", db.id()},
+          {"path", db.path()},
+          {"generation", p.generation},
+          {"position", DescribePosition(p.position)},
+          {"page_size", p.page_size},
+          {"db_pages", p.db_pages}};
+}
+
+// --- snapshot ---------------------------------------------------------------
+
+Outcome SnapshotOp(Call& call) {
+  Outcome error;
+  auto db = ResolveDatabase(call, &error);
+  if (!db) return error;
+  if (call.fds.size() != 1) {
+    return Outcome::Error(ErrorCode::kBadRequest,
+                          "snapshot needs one descriptor to write the image "
+                          "to (\"fds\":1)");
+  }
+  const int fl = fcntl(call.fds[0].get(), F_GETFL);
+  if (fl < 0 || (fl & O_ACCMODE) == O_RDONLY) {
+    return Outcome::Error(ErrorCode::kBadRequest,
+                          "the snapshot's descriptor is not open for writing");
+  }
+  int64_t timeout_ms = kDefaultSnapshotMs;
+  bool progress = false;
+  if (!IntArg(call, "timeout_ms", 1, kMaxSnapshotMs, &timeout_ms, &error) ||
+      !BoolArg(call, "progress", &progress, &error)) {
+    return error;
+  }
+  auto fd = std::make_shared<UniqueFd>(std::move(call.fds[0]));
+  const int64_t id = call.request.id;
+  return Defer(call, [db, fd, id, timeout_ms, progress](Job& job) {
+    SnapshotOptions options;
+    options.deadline = Job::Clock::now() + milliseconds(timeout_ms);
+    options.cancelled = job.cancel_flag();
+    auto last = Job::Clock::now();
+    if (progress) {
+      options.progress = [&](uint32_t done, uint32_t total) {
+        const auto now = Job::Clock::now();
+        if (now - last < milliseconds(200) && done != total) return;
+        last = now;
+        job.Post(EncodeEvent(id, "progress", {{"done", done}, {"total", total}}));
+      };
+    }
+    auto r = WriteSnapshot(*db, fd->get(), options);
+    if (!r.ok()) {
+      job.Post(EncodeError(id, ToWire(r.error().code), r.error().message), true);
+      return;
+    }
+    json result = PointJson(*db, r.value().point);
+    result["bytes"] = r.value().bytes;
+    result["page_count"] = r.value().page_count;
+    result["wal_frames"] = r.value().wal_frames;
+    result["sha256"] = r.value().sha256;
+    job.Post(EncodeOk(id, result), true);
+  });
+}
+
+// --- hold and release -------------------------------------------------------
+
+int64_t FileSize(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0 ? static_cast<int64_t>(st.st_size) : -1;
+}
+
+Outcome HoldOp(Call& call) {
+  Outcome error;
+  auto db = WritableDatabase(call, &error);
+  if (!db) return error;
+  const int64_t cap_ms =
+      std::chrono::duration_cast<milliseconds>(db->lease_cap()).count();
+  int64_t lease_ms = cap_ms;
+  int64_t drain_ms = cap_ms;
+  if (!IntArg(call, "lease_ms", 1, cap_ms, &lease_ms, &error) ||
+      !IntArg(call, "drain_ms", 1, cap_ms, &drain_ms, &error)) {
+    return error;
+  }
+  const int64_t id = call.request.id;
+  auto lease = std::make_shared<Lease>();
+  lease->db = db;
+  std::shared_ptr<Job> timer;
+  Outcome outcome = Defer(call, [db, lease, id, lease_ms, drain_ms](Job& job) {
+    const auto start = Job::Clock::now();
+    auto token = db->CloseGate(Drain::kHold, /*readers_may_proceed=*/false,
+                               start + milliseconds(drain_ms),
+                               start + milliseconds(lease_ms));
+    if (!token.ok()) {
+      job.Post(EncodeError(id, ToWire(token.error().code),
+                           token.error().message),
+               true);
+      return;
+    }
+    if (!lease->Begin(token.value())) {
+      job.Post(EncodeError(id, ErrorCode::kBusy,
+                           "released before the point was reached"),
+               true);
+      return;
+    }
+    const DatabaseInfo info = db->Info();
+    const std::string& path = db->path();
+    job.Post(EncodeOk(
+        id, {{"db", db->id()},
+             {"path", path},
+             {"generation", info.generation},
+             {"position", DescribePosition(info.position)},
+             {"lease_ms", lease_ms},
+             {"files",
+              {{"db", FileSize(path)},
+               {"wal", FileSize(path + "-wal")},
+               {"journal", FileSize(path + "-journal")}}}}));
+    // The lease's timer: quiesce gives the point back at its end whatever
+    // the client does, and says so.
+    if (!job.Wait(start + milliseconds(lease_ms)) && lease->End()) {
+      job.Post(EncodeEvent(id, "revoked",
+                           {{"reason", "the lease's time ran out"}}),
+               true);
+      return;
+    }
+    job.Post("", true);  // released or disconnected: nothing more to say
+  }, &timer);
+  if (timer) {
+    lease->timer = timer;
+    call.session.leases[id] = lease;
+    call.session.OnDisconnect([lease] { lease->End(); });
+  }
+  return outcome;
+}
+
+Outcome ReleaseOp(Call& call) {
+  const auto it = call.request.args.find("hold");
+  if (it == call.request.args.end() || !it->is_number_integer()) {
+    return Outcome::Error(ErrorCode::kBadRequest,
+                          "\"hold\" must name the id of the hold request");
+  }
+  const auto lease = call.session.leases.find(it->get<int64_t>());
+  if (lease == call.session.leases.end()) {
+    return Outcome::Error(ErrorCode::kNotFound,
+                          "this session holds no lease from request " +
+                              std::to_string(it->get<int64_t>()));
+  }
+  const bool intact = lease->second->Release();
+  call.session.leases.erase(lease);
+  return Outcome::Ok(
+      {{"intact", intact},
+       {"note", intact ? "the point was quiescent throughout the lease"
+                       : "the lease had ended before the release: copies "
+                         "made after its end may be inconsistent"}});
+}
+
+// --- inject -----------------------------------------------------------------
+
+// An fd index named in the request ("sql_fd", a param or the attachment).
+bool FdIndex(const json& v, size_t fds, size_t* out) {
+  if (!v.is_number_unsigned() || v.get<uint64_t>() >= fds) return false;
+  *out = static_cast<size_t>(v.get<uint64_t>());
+  return true;
+}
+
+Outcome InjectOp(Call& call) {
+  Outcome error;
+  auto db = WritableDatabase(call, &error);
+  if (!db) return error;
+  const json& args = call.request.args;
+  auto req = std::make_shared<InjectRequest>();
+  req->allow_ddl = call.context->config().allow_ddl;
+  if (!BoolArg(call, "dry_run", &req->dry_run, &error) ||
+      !BoolArg(call, "params_from_attachment", &req->params_from_attachment,
+               &error) ||
+      !BoolArg(call, "readers_may_proceed", &req->readers_may_proceed,
+               &error)) {
+    return error;
+  }
+  int64_t timeout_ms = 0;
+  if (!IntArg(call, "timeout_ms", 1, kMaxSnapshotMs, &timeout_ms, &error)) {
+    return error;
+  }
+  // Which descriptors carry what; read on the job's thread.
+  auto fds = std::make_shared<std::vector<UniqueFd>>(std::move(call.fds));
+  std::optional<size_t> sql_fd;
+  std::vector<std::pair<std::string, size_t>> params;
+  const auto sql = args.find("sql");
+  const auto sql_fd_arg = args.find("sql_fd");
+  if ((sql == args.end()) == (sql_fd_arg == args.end())) {
+    return Outcome::Error(ErrorCode::kBadRequest,
+                          "give the script as \"sql\" or as \"sql_fd\" (a "
+                          "descriptor index), not both, not neither");
+  }
+  if (sql != args.end()) {
+    if (!sql->is_string() || sql->get<std::string>().size() > kMaxInlineSql) {
+      return Outcome::Error(ErrorCode::kBadRequest,
+                            "\"sql\" must be a string of at most 1 MiB (pass "
+                            "larger scripts by descriptor)");
+    }
+    req->sql = sql->get<std::string>();
+  } else {
+    size_t index;
+    if (!FdIndex(*sql_fd_arg, fds->size(), &index)) {
+      return Outcome::Error(ErrorCode::kBadRequest,
+                            "\"sql_fd\" must index one of the descriptors");
+    }
+    sql_fd = index;
+  }
+  if (const auto p = args.find("params"); p != args.end()) {
+    if (!p->is_object()) {
+      return Outcome::Error(ErrorCode::kBadRequest,
+                            "\"params\" must map names to descriptor indexes");
+    }
+    for (const auto& [name, v] : p->items()) {
+      size_t index;
+      if (!FdIndex(v, fds->size(), &index)) {
+        return Outcome::Error(ErrorCode::kBadRequest,
+                              "param \"" + name +
+                                  "\" must index one of the descriptors");
+      }
+      params.emplace_back(name, index);
+    }
+  }
+  if (const auto a = args.find("attach"); a != args.end()) {
+    size_t index;
+    if (!a->is_object() || !a->contains("name") || !(*a)["name"].is_string() ||
+        !a->contains("fd") || !FdIndex((*a)["fd"], fds->size(), &index)) {
+      return Outcome::Error(ErrorCode::kBadRequest,
+                            "\"attach\" must be {\"name\": ..., \"fd\": "
+                            "descriptor index}");
+    }
+    req->attach_name = (*a)["name"].get<std::string>();
+    req->attach_fd = (*fds)[index].get();
+  }
+  const int64_t id = call.request.id;
+  return Defer(call, [db, req, fds, sql_fd, params, id, timeout_ms](Job& job) {
+    const auto read_by = Job::Clock::now() + std::chrono::seconds(30);
+    size_t total = 0;
+    auto fail = [&](const quiesce::Error& e) {
+      job.Post(EncodeError(id, ToWire(e.code), e.message), true);
+    };
+    if (sql_fd) {
+      auto r = ReadAll((*fds)[*sql_fd].get(), kMaxInjectBytes, read_by);
+      if (!r.ok()) return fail(r.error());
+      req->sql = std::move(r.value());
+      total += req->sql.size();
+    }
+    for (const auto& [name, index] : params) {
+      auto r = ReadAll((*fds)[index].get(), kMaxInjectBytes - total, read_by);
+      if (!r.ok()) return fail(r.error());
+      total += r.value().size();
+      req->blobs[name] = std::move(r.value());
+    }
+    if (timeout_ms > 0) {
+      req->deadline = Job::Clock::now() + milliseconds(timeout_ms);
+    }
+    req->cancelled = job.cancel_flag();
+    auto r = Inject(*db, *req);
+    if (!r.ok()) return fail(r.error());
+    const InjectResult& v = r.value();
+    job.Post(EncodeOk(id, {{"db", db->id()},
+                           {"committed", v.committed},
+                           {"changes", v.changes},
+                           {"statements", v.statements},
+                           {"generation", v.generation},
+                           {"position", DescribePosition(v.position)},
+                           {"drain_ms", v.drain_us / 1000.0},
+                           {"gate_closed_ms", v.gate_closed_us / 1000.0}}),
+             true);
+  });
+}
+
+}  // namespace
+
+bool Lease::Begin(uint64_t gate_token) {
+  MutexLock lock(&mu_);
+  if (ended_) {
+    db->ReopenGate(gate_token);
+    return false;
+  }
+  token_ = gate_token;
+  return true;
+}
+
+bool Lease::Release() {
+  bool intact = false;
+  {
+    MutexLock lock(&mu_);
+    if (ended_) return false;
+    ended_ = true;
+    intact = token_ != 0 && db->ReopenGate(token_);
+  }
+  if (auto job = timer.lock()) job->Cancel();
+  return intact;
+}
+
+bool Lease::End() {
+  {
+    MutexLock lock(&mu_);
+    if (ended_) return false;
+    ended_ = true;
+    if (token_ != 0) db->ReopenGate(token_);
+  }
+  if (auto job = timer.lock()) job->Cancel();
+  return true;
+}
+
+const std::vector<Operation>& QuiesceOperations() {
+  static const std::vector<Operation> ops = {
+      {"snapshot",
+       "a consistent image of \"db\" written to the one descriptor sent "
+       "(\"fds\":1); replies with its generation, position, size and "
+       "SHA-256; \"progress\":true streams progress events",
+       1, SnapshotOp},
+      {"hold",
+       "a quiescent point on \"db\" leased to this session (\"lease_ms\", "
+       "capped below the host's max stall) with the exact file sizes; ends "
+       "at release, disconnect or the lease's end (a \"revoked\" event)",
+       0, HoldOp},
+      {"release", "ends the lease of the hold request \"hold\"", 0, ReleaseOp},
+      {"inject",
+       "runs \"sql\" (or the script at descriptor \"sql_fd\") on \"db\" in "
+       "one transaction at a quiescent point; \"params\" binds blobs from "
+       "descriptors, \"attach\" a staged database; \"dry_run\", "
+       "\"readers_may_proceed\", \"timeout_ms\"",
+       kMaxRequestFds, InjectOp},
+  };
+  return ops;
+}
+
+}  // namespace quiesce::control
