@@ -281,8 +281,11 @@ int ShimShmMap(sqlite3_file* file, int page, int page_size, int extend,
   return rc;
 }
 
-void TrackShmLock(ShimFile* f, int offset, int n, int flags)
-    QUIESCE_REQUIRES(f->db->mu) {
+// `db` is *f->db, passed so that -Wthread-safety can see which mutex the
+// caller holds (it cannot follow f->db through the caller's reference).
+void TrackShmLock([[maybe_unused]] Database& db, ShimFile* f, int offset,
+                  int n, int flags)
+    QUIESCE_REQUIRES(db.mu) {
   const auto mask = static_cast<uint8_t>(((1u << n) - 1u) << offset);
   if (flags & SQLITE_SHM_UNLOCK) {
     f->shm_shared &= static_cast<uint8_t>(~mask);
@@ -323,7 +326,7 @@ int ShimShmLock(sqlite3_file* file, int offset, int n, int flags) {
     rc = real->pMethods->xShmLock(real, offset, n, flags);
   }
   if (rc != SQLITE_OK) return rc;
-  TrackShmLock(f, offset, n, flags);
+  TrackShmLock(db, f, offset, n, flags);
   db.OnLocksChanged(f);
   if (unlock) return rc;
   if (exclusive) {
