@@ -102,6 +102,11 @@ void Server::Stop() {
   Unlisten(&listener_);
 }
 
+void Server::AbandonAfterFork() {
+  listener_.fd.reset();
+  wake_.reset();
+}
+
 void Server::OnCommitEvents(Database&) { Wake(); }
 
 void Server::Deliver() {

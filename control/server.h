@@ -51,6 +51,10 @@ class Server : private CommitObserver {
   Server& operator=(const Server&) = delete;
 
   void Stop();
+  // In a child made by fork(): the thread does not exist here. Closes the
+  // listener and wake-up descriptors without unlinking or joining; the
+  // object must then be leaked, never destroyed.
+  void AbandonAfterFork();
   const std::string& socket() const { return options_.socket; }
 
  private:

@@ -230,9 +230,15 @@ void Database::OnWalWriteUnlocking(ShimFile* file) {
 
 void Database::OnWalReadLocked(ShimFile* file) {
   journal_mode_ = JournalMode::kWal;
-  if (file->shm0 == nullptr || LocalWriterActive()) return;
+  if (file->shm0 == nullptr) return;
+  // Every read transaction passes here: skip the header when no commit
+  // happened since the last look (iChange is bumped by every commit).
+  const uint32_t change = wal::ReadChangeCounter(file->shm0);
+  if (position_valid_ && position_.wal && change == last_change_seen_) return;
+  if (LocalWriterActive()) return;
   wal::IndexHeader h;
   if (!wal::ReadIndexHeader(file->shm0, &h)) return;
+  last_change_seen_ = h.change;
   const Position p = WalPosition(h);
   if (!position_valid_ || !position_.wal) {
     position_ = p;

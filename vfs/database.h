@@ -255,6 +255,8 @@ class Database {
   // header or commit has been seen.
   Position position_ QUIESCE_GUARDED_BY(mu);
   bool position_valid_ QUIESCE_GUARDED_BY(mu) = false;
+  // The wal-index iChange when a read lock last looked at the header.
+  uint32_t last_change_seen_ QUIESCE_GUARDED_BY(mu) = 0;
   int64_t last_commit_us_ QUIESCE_GUARDED_BY(mu) = 0;
   uint32_t page_size_ QUIESCE_GUARDED_BY(mu) = 0;
   uint32_t db_pages_ QUIESCE_GUARDED_BY(mu) = 0;

@@ -1,6 +1,9 @@
 // The library's exported entry points: the C API of quiesce.h and the
 // loadable-extension entry point. Nothing thrown inside may cross them.
+#include <pthread.h>
 #include <unistd.h>
+
+#include <mutex>
 
 #include <cstdlib>
 #include <string>
@@ -24,8 +27,28 @@ control::Server* g_server QUIESCE_GUARDED_BY(g_server_mu) = nullptr;
 // Starts the control server when `config` names a socket and none runs.
 // One that cannot start leaves the shim registered and working, and says
 // why in the host's SQLite log.
+// fork() copies the server's pointer but not its thread: the child must
+// neither join nor unlink anything of the parent's. The handlers keep the
+// server's mutex consistent across fork and, in the child, forget the
+// server (leaking its memory, closing only the listener and wake-up
+// descriptors; session sockets are CLOEXEC and go with an exec).
+void LockBeforeFork() QUIESCE_NO_TSA { g_server_mu.Lock(); }
+void UnlockInParent() QUIESCE_NO_TSA { g_server_mu.Unlock(); }
+void ForgetServerInChild() QUIESCE_NO_TSA {
+  if (g_server != nullptr) {
+    if (Context* context = Context::Get()) context->SetCommitObserver(nullptr);
+    g_server->AbandonAfterFork();
+    g_server = nullptr;
+  }
+  g_server_mu.Unlock();
+}
+
 void StartServer(const Config& config) {
   if (!config.socket) return;
+  static std::once_flag atfork_once;
+  std::call_once(atfork_once, [] {
+    pthread_atfork(LockBeforeFork, UnlockInParent, ForgetServerInChild);
+  });
   MutexLock lock(&g_server_mu);
   if (g_server != nullptr) return;
   Context* context = Context::Get();

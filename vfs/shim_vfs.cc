@@ -239,6 +239,19 @@ int RegisterShim(Context* context, const std::string& base_name,
   const SqliteApi& api = context->api();
   // Already registered under this name by us: nothing to do.
   if (SlotOf(api.vfs_find(vfs_name.c_str())) >= 0) return SQLITE_OK;
+  sqlite3_vfs* const head_now = api.vfs_find(nullptr);
+  // Registered once, then pushed back by sqlite3_shutdown() and
+  // sqlite3_initialize() (which re-registers SQLite's own VFSes in front):
+  // put the same shim back, as the head when it takes over the head's name.
+  for (auto& slot : g_slots) {
+    Shim* shim = slot.load();
+    if (shim != nullptr && shim->name == vfs_name) {
+      const bool head = make_default ||
+                        (head_now && head_now->zName &&
+                         vfs_name == head_now->zName);
+      return api.vfs_register(&shim->vfs, head ? 1 : 0);
+    }
+  }
 
   sqlite3_vfs* base =
       api.vfs_find(base_name.empty() ? nullptr : base_name.c_str());

@@ -30,7 +30,9 @@ Error Timeout(const std::string& what) {
 // stuck thread holding a read mark.
 class Output {
  public:
-  Output(int fd, Clock::time_point deadline) : fd_(fd), deadline_(deadline) {
+  Output(int fd, Clock::time_point deadline,
+         const std::atomic<bool>* cancelled)
+      : fd_(fd), deadline_(deadline), cancelled_(cancelled) {
     flags_ = fcntl(fd_, F_GETFL);
     if (flags_ >= 0 && !(flags_ & O_NONBLOCK)) {
       fcntl(fd_, F_SETFL, flags_ | O_NONBLOCK);
@@ -57,8 +59,11 @@ class Output {
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
             deadline_ - Clock::now());
         if (left.count() <= 0) return Timeout("writing the snapshot");
+        if (cancelled_ && cancelled_->load()) {
+          return Error{ErrorCode::kBusy, "the snapshot was cancelled"};
+        }
         pollfd p{fd_, POLLOUT, 0};
-        poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), 1000)));
+        poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), 100)));
         continue;
       }
       return Error{ErrorCode::kIoError,
@@ -73,6 +78,7 @@ class Output {
  private:
   const int fd_;
   const Clock::time_point deadline_;
+  const std::atomic<bool>* const cancelled_;
   int flags_ = -1;
   Sha256 sha_;
   uint64_t bytes_ = 0;
@@ -164,7 +170,7 @@ Result<SnapshotResult> StreamImage(Database& db, sqlite3_file* main,
   constexpr uint32_t kBatch = 64;
   const uint32_t ps = point.page_size;
   std::vector<unsigned char> batch(size_t{kBatch} * ps);
-  Output out(out_fd, opt.deadline);
+  Output out(out_fd, opt.deadline, opt.cancelled);
   for (uint32_t first = 1; first <= point.db_pages; first += kBatch) {
     if (Clock::now() >= opt.deadline) return Timeout("the snapshot");
     if (opt.cancelled && opt.cancelled->load()) {

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <atomic>
 #include <cstring>
 
 namespace quiesce::wal {
@@ -70,10 +71,12 @@ inline void Checksum(bool big_endian, const unsigned char* data, size_t size,
 // false when the two copies differ (a writer is mid-update) or the index is
 // not initialised. Safe to call without a lock: it only copies.
 inline bool ReadIndexHeader(const volatile void* region0, IndexHeader* out) {
-  unsigned char copy[2 * kIndexHdrSize];
-  const volatile unsigned char* src =
-      static_cast<const volatile unsigned char*>(region0);
-  for (int i = 0; i < 2 * kIndexHdrSize; ++i) copy[i] = src[i];
+  unsigned char copy[2 * kIndexHdrSize + 4];
+  // One bulk copy (as SQLite itself copies the header); the two copies'
+  // comparison catches a writer caught mid-update.
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  std::memcpy(copy, const_cast<const void*>(region0), sizeof(copy));
+  std::atomic_signal_fence(std::memory_order_seq_cst);
   if (std::memcmp(copy, copy + kIndexHdrSize, kIndexHdrSize) != 0) {
     return false;
   }
@@ -87,10 +90,14 @@ inline bool ReadIndexHeader(const volatile void* region0, IndexHeader* out) {
   // aSalt holds the WAL header's bytes verbatim: big-endian.
   out->salt1 = LoadBig32(copy + 32);
   out->salt2 = LoadBig32(copy + 36);
-  unsigned char backfill[4];
-  for (int i = 0; i < 4; ++i) backfill[i] = src[2 * kIndexHdrSize + i];
-  out->n_backfill = LoadNative32(backfill);
+  out->n_backfill = LoadNative32(copy + 2 * kIndexHdrSize);
   return true;
+}
+
+// The header's iChange, which every commit increments: a cheap test of
+// whether anything was committed since it was last read.
+inline uint32_t ReadChangeCounter(const volatile void* region0) {
+  return static_cast<const volatile uint32_t*>(region0)[2];
 }
 
 }  // namespace quiesce::wal

@@ -33,7 +33,8 @@ TEST_F(ServerTest, HelloNegotiatesTheVersionAndListsOperations) {
   std::vector<std::string> ops;
   for (const auto& op : hello.result["ops"]) ops.push_back(op["op"]);
   EXPECT_EQ(ops, (std::vector<std::string>{"hello", "list", "status", "watch",
-                                           "unwatch"}));
+                                           "unwatch", "snapshot", "hold",
+                                           "release", "inject"}));
   Message old = Call(*client, "hello", {{"version", 0}});
   EXPECT_FALSE(old.ok);
   EXPECT_EQ(old.error_code, "unsupported");
@@ -342,6 +343,36 @@ TEST_F(ServerTest, RegisterStartsTheServerAndShutdownStopsIt) {
   struct stat st;
   EXPECT_NE(lstat(path.c_str(), &st), 0);
   EXPECT_TRUE(ReadToEnd(*client).empty());
+}
+
+// A host that forks without exec: the child has the server's pointer but
+// not its thread. Shutting down there must neither hang nor unlink the
+// parent's socket, whose server keeps answering.
+TEST_F(ServerTest, AForkedChildLeavesTheParentsServerAlone) {
+  const std::string path = dir_.File("forked.sock");
+  quiesce_config config{};
+  config.size = sizeof(config);
+  config.base_vfs = "unix";
+  config.vfs_name = "quiesce";
+  config.socket_path = path.c_str();
+  ASSERT_EQ(quiesce_register(&config), 0);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    alarm(10);  // a hang fails the test instead of stalling it
+    quiesce_shutdown();
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  struct stat st;
+  EXPECT_EQ(lstat(path.c_str(), &st), 0) << "the child unlinked the socket";
+  std::string error;
+  auto client = Client::Connect(path, kTimeoutMs, &error);
+  ASSERT_NE(client, nullptr) << error;
+  EXPECT_TRUE(Call(*client, "hello").ok);
+  quiesce_shutdown();
 }
 
 }  // namespace

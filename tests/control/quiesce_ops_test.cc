@@ -1,0 +1,271 @@
+// snapshot, hold, release and inject over a real socket: the replies, the
+// capabilities, and what happens to the host when a client misbehaves
+// (disconnects mid-operation, lets its lease run out, stops reading).
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <thread>
+
+#include "server_fixture.h"
+#include "sha256.h"
+
+namespace quiesce::control {
+namespace {
+
+using quiesce::testing::Conn;
+using quiesce::testing::Info;
+using Clock = std::chrono::steady_clock;
+
+const AccessPolicy kWritable{geteuid(), {}, "1"};
+
+class QuiesceOpsTest : public ServerTest {
+ protected:
+  void Open(const char* mode = "wal") {
+    path_ = dir_.File("live.db");
+    host_ = std::make_unique<Conn>(path_);
+    host_->Must(std::string("PRAGMA journal_mode=") + mode);
+    host_->Must("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)");
+    host_->Must("INSERT INTO t(v) VALUES (randomblob(300000))");
+  }
+  int64_t Rows() { return host_->Int("SELECT count(*) FROM t"); }
+
+  // Waits, boundedly, for the gate to be open again.
+  bool GateOpens() {
+    for (auto until = Clock::now() + std::chrono::seconds(10);
+         Clock::now() < until;) {
+      if (!Info(path_).gate_closed) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return false;
+  }
+
+  std::string path_;
+  std::unique_ptr<Conn> host_;
+};
+
+int TempFile(const std::string& path) {
+  return open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0600);
+}
+
+TEST_F(QuiesceOpsTest, SnapshotWritesTheImageToTheClientsDescriptor) {
+  Open();
+  StartServer();
+  auto client = Connect();
+  const std::string image = dir_.File("image.db");
+  const int fd = TempFile(image);
+  Message reply;
+  std::string error;
+  ASSERT_EQ(client->Call("snapshot", {{"db", path_}}, &reply, kTimeoutMs,
+                         &error, {fd}),
+            Client::Status::kOk)
+      << error;
+  close(fd);
+  ASSERT_TRUE(reply.ok) << reply.error_message;
+  EXPECT_EQ(reply.result["generation"], Info(path_).generation);
+  Conn copy(image, "unix", SQLITE_OPEN_READONLY);
+  EXPECT_EQ(copy.Text("PRAGMA integrity_check"), "ok");
+  EXPECT_EQ(copy.Int("SELECT count(*) FROM t"), 1);
+  quiesce::Sha256 sha;
+  FILE* f = fopen(image.c_str(), "rb");
+  char buf[65536];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), f)) > 0) sha.Update(buf, n);
+  fclose(f);
+  EXPECT_EQ(reply.result["sha256"], sha.FinishHex());
+}
+
+TEST_F(QuiesceOpsTest, SnapshotNeedsAWritableDescriptor) {
+  Open();
+  StartServer();
+  auto client = Connect();
+  EXPECT_EQ(Call(*client, "snapshot", {{"db", path_}}).error_code,
+            "bad_request");
+  const int ro = open(path_.c_str(), O_RDONLY);
+  Message reply;
+  std::string error;
+  client->Call("snapshot", {{"db", path_}}, &reply, kTimeoutMs, &error, {ro});
+  close(ro);
+  EXPECT_EQ(reply.error_code, "bad_request") << reply.error_message;
+}
+
+TEST_F(QuiesceOpsTest, AClientGoneMidSnapshotReleasesItsReadMark) {
+  Open();
+  for (int i = 0; i < 20; ++i) {
+    host_->Must("INSERT INTO t(v) VALUES (randomblob(100000))");
+  }
+  StartServer();
+  int pipe_fds[2];
+  ASSERT_EQ(pipe(pipe_fds), 0);
+  {
+    auto client = Connect();
+    int64_t id;
+    std::string error;
+    ASSERT_EQ(client->Send("snapshot", {{"db", path_}}, {pipe_fds[1]}, &id,
+                           kTimeoutMs, &error),
+              Client::Status::kOk);
+    close(pipe_fds[1]);
+    // The snapshot fills the pipe and waits on it; then the client dies.
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  // Its job is cancelled: the read mark goes, and a TRUNCATE checkpoint
+  // (which needs every reader gone) succeeds.
+  bool checkpointed = false;
+  for (auto until = Clock::now() + std::chrono::seconds(10);
+       !checkpointed && Clock::now() < until;) {
+    checkpointed = host_->Int("PRAGMA wal_checkpoint(TRUNCATE)") == 0;
+    if (!checkpointed) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  close(pipe_fds[0]);
+  EXPECT_TRUE(checkpointed);
+}
+
+TEST_F(QuiesceOpsTest, HoldKeepsHostWritersWaitingUntilRelease) {
+  Open();
+  StartServer({}, kWritable);
+  auto client = Connect();
+  const Message held = Call(*client, "hold", {{"db", path_}});
+  ASSERT_TRUE(held.ok) << held.error_message;
+  EXPECT_EQ(held.result["files"]["db"].get<int64_t>(),
+            static_cast<int64_t>(std::filesystem::file_size(path_)));
+  std::atomic<bool> committed{false};
+  std::atomic<int> rc{-1};
+  std::thread writer([&] {
+    Conn c(path_);
+    rc = c.Exec("INSERT INTO t(v) VALUES (1)");
+    committed = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_FALSE(committed.load()) << "a host writer passed a closed gate";
+  const Message released = Call(*client, "release", {{"hold", *held.id}});
+  ASSERT_TRUE(released.ok) << released.error_message;
+  EXPECT_TRUE(released.result["intact"].get<bool>());
+  writer.join();
+  EXPECT_EQ(rc.load(), SQLITE_OK);
+  EXPECT_EQ(Rows(), 2);
+  EXPECT_EQ(Call(*client, "release", {{"hold", *held.id}}).error_code,
+            "not_found");
+}
+
+TEST_F(QuiesceOpsTest, HoldAndInjectNeedWriteAccess) {
+  Open();
+  StartServer();  // the default policy: read only
+  auto client = Connect();
+  EXPECT_EQ(Call(*client, "hold", {{"db", path_}}).error_code, "forbidden");
+  EXPECT_EQ(Call(*client, "inject", {{"db", path_}, {"sql", "DELETE FROM t"}})
+                .error_code,
+            "forbidden");
+  EXPECT_EQ(Rows(), 1);
+}
+
+TEST_F(QuiesceOpsTest, ADisconnectEndsTheLease) {
+  Open();
+  StartServer({}, kWritable);
+  {
+    auto client = Connect();
+    ASSERT_TRUE(Call(*client, "hold", {{"db", path_}}).ok);
+    EXPECT_TRUE(Info(path_).gate_closed);
+  }
+  EXPECT_TRUE(GateOpens());
+  host_->Must("INSERT INTO t(v) VALUES (1)");
+}
+
+TEST_F(QuiesceOpsTest, ALeaseRunsOutWithNotice) {
+  Open();
+  StartServer({}, kWritable);
+  auto client = Connect();
+  const Message held =
+      Call(*client, "hold", {{"db", path_}, {"lease_ms", 200}});
+  ASSERT_TRUE(held.ok) << held.error_message;
+  Message event;
+  std::string error;
+  ASSERT_EQ(client->Read(&event, kTimeoutMs, &error), Client::Status::kOk)
+      << error;
+  EXPECT_TRUE(event.is_event);
+  EXPECT_EQ(event.event, "revoked");
+  EXPECT_EQ(event.id, held.id);
+  EXPECT_TRUE(GateOpens());
+  host_->Must("INSERT INTO t(v) VALUES (1)");
+  const Message released = Call(*client, "release", {{"hold", *held.id}});
+  ASSERT_TRUE(released.ok);
+  EXPECT_FALSE(released.result["intact"].get<bool>());
+  EXPECT_EQ(Info(path_).gate.stall_timeouts, 0u);
+}
+
+TEST_F(QuiesceOpsTest, InjectWithBlobsFromDescriptors) {
+  Open("delete");
+  StartServer({}, kWritable);
+  auto client = Connect();
+  const int blob = memfd_create("blob", MFD_CLOEXEC);
+  ASSERT_EQ(write(blob, "\x00\x01payload", 9), 9);
+  lseek(blob, 0, SEEK_SET);
+  Message reply;
+  std::string error;
+  ASSERT_EQ(client->Call("inject",
+                         {{"db", path_},
+                          {"sql", "INSERT INTO t(v) VALUES (:body)"},
+                          {"params", {{"body", 0}}}},
+                         &reply, kTimeoutMs, &error, {blob}),
+            Client::Status::kOk)
+      << error;
+  close(blob);
+  ASSERT_TRUE(reply.ok) << reply.error_message;
+  EXPECT_TRUE(reply.result["committed"].get<bool>());
+  EXPECT_EQ(reply.result["changes"], 1);
+  EXPECT_EQ(reply.result["generation"], Info(path_).generation);
+  EXPECT_EQ(host_->Int("SELECT length(v) FROM t WHERE id = 2"), 9);
+}
+
+TEST_F(QuiesceOpsTest, InjectErrorsComeBackTyped) {
+  Open();
+  StartServer({}, kWritable);
+  auto client = Connect();
+  EXPECT_EQ(Call(*client, "inject", {{"db", path_}, {"sql", "DROP TABLE t"}})
+                .error_code,
+            "forbidden");
+  EXPECT_EQ(Call(*client, "inject",
+                 {{"db", path_}, {"sql", "INSERT INTO nowhere VALUES (1)"}})
+                .error_code,
+            "sql_error");
+  EXPECT_EQ(Call(*client, "inject", {{"db", path_}}).error_code,
+            "bad_request");
+  EXPECT_EQ(Call(*client, "inject",
+                 {{"db", path_}, {"sql", "SELECT 1"}, {"sql_fd", 0}})
+                .error_code,
+            "bad_request");
+  EXPECT_EQ(Rows(), 1);
+}
+
+}  // namespace
+}  // namespace quiesce::control
+
+namespace quiesce::control {
+namespace {
+
+TEST_F(QuiesceOpsTest, AClientGoneMidInjectionAppliesNothing) {
+  Open();
+  StartServer({}, kWritable);
+  {
+    auto client = Connect();
+    int64_t id;
+    std::string error;
+    ASSERT_EQ(client->Send(
+                  "inject",
+                  {{"db", path_},
+                   {"sql",
+                    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 "
+                    "FROM c WHERE x < 50000000) INSERT INTO t(v) SELECT 'q' "
+                    "FROM c"}},
+                  {}, &id, kTimeoutMs, &error),
+              Client::Status::kOk);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(GateOpens());
+  host_->Must("INSERT INTO t(v) VALUES (1)");
+  EXPECT_EQ(host_->Int("SELECT count(*) FROM t WHERE v = 'q'"), 0);
+  EXPECT_EQ(Info(path_).gate.stall_timeouts, 0u);
+}
+
+}  // namespace
+}  // namespace quiesce::control
