@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "bundle_commands.h"
 #include "client.h"
 #include "exit_codes.h"
 #include "operations.h"
@@ -54,6 +55,7 @@ int Help(const Options&);
 int Snapshot(const Options&);
 int Hold(const Options&);
 int Inject(const Options&);
+int Bundle(const Options&);
 
 const Command kCommands[] = {
     {"list", "list",
@@ -120,6 +122,7 @@ const Command kCommands[] = {
      "  quiescectl inject 1 add.sql --param body=@body.bin\n"
      "  quiescectl inject 1 copy.sql --attach incoming=staged.db\n",
      Inject},
+    {"bundle", kBundleSynopsis, kBundleHelp, Bundle},
     {"help", "help [COMMAND]", "Explains a command, with examples.\n\n"
      "  quiescectl help watch\n", Help},
 };
@@ -401,6 +404,10 @@ int Inject(const Options& opt) {
   return kExitOk;
 }
 
+int Bundle(const Options& opt) {
+  return RunBundle(opt.socket, opt.json, opt.args);
+}
+
 int Help(const Options& opt) {
   if (opt.args.empty()) {
     Usage(stdout);
@@ -483,6 +490,9 @@ int Main(int argc, char** argv) {
       return UsageError("unknown option " + a);
     } else if (opt.command.empty()) {
       opt.command = a;
+      if (a == "bundle") {  // parses its own options (bundle_commands.h)
+        for (++i; i < argc; ++i) opt.args.push_back(argv[i]);
+      }
     } else {
       opt.args.push_back(a);
     }

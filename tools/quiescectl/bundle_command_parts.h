@@ -1,0 +1,53 @@
+// What the bundle subcommands share: their parsed arguments and small
+// helpers for output and exit codes. Internal to bundle_*_command.cc.
+#ifndef QUIESCE_TOOLS_QUIESCECTL_BUNDLE_COMMAND_PARTS_H_
+#define QUIESCE_TOOLS_QUIESCECTL_BUNDLE_COMMAND_PARTS_H_
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "codec.h"
+#include "operations.h"
+
+namespace quiesce::ctl {
+
+struct BundleArgs {
+  std::string socket;                 // --socket
+  bool json = false;                  // --json
+  std::string subcommand;             // ls, pack, inject
+  std::vector<std::string> operands;  // inject's FILE
+  std::string origin;                 // --origin URL
+  std::string profile;                // --profile DIR
+  std::string cache;                  // pack --cache NAME
+  std::string output;                 // pack -o FILE
+  bool keep_credentials = false;      // pack --keep-credentials
+  std::optional<std::string> rename;  // inject --rename NAME
+  bool overwrite = false;             // inject --overwrite
+};
+
+int BundleLs(const BundleArgs& args);
+int BundlePack(const BundleArgs& args);
+int BundleInject(const BundleArgs& args);
+
+// Prints "quiescectl: bundle: <message>" and returns its exit code.
+int ReportFailure(const Failure& failure);
+// The exit code for a library error: refusals (NotFound,
+// FailedPrecondition, Unimplemented) 4, anything else 1.
+int ExitForStatus(const absl::Status& status);
+// Prints the status as a failure and returns ExitForStatus.
+int ReportStatus(const absl::Status& status, const std::string& context);
+void PrintJson(const control::json& value);
+// Snapshot progress for a terminal (empty when stderr is not one).
+std::function<void(uint64_t, uint64_t)> SnapshotProgress();
+// A line on stderr while a long step runs, only on a terminal.
+void Note(const std::string& line);
+// "1.2 MB", "340 kB", "12 B".
+std::string HumanBytes(int64_t bytes);
+
+}  // namespace quiesce::ctl
+
+#endif  // QUIESCE_TOOLS_QUIESCECTL_BUNDLE_COMMAND_PARTS_H_

@@ -1,0 +1,252 @@
+// quiescectl bundle: the command line, help text, shared output helpers,
+// and `bundle ls`.
+#include "bundle_commands.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "bundle_command_parts.h"
+#include "bundle_live.h"
+#include "cache_bundle.h"
+#include "exit_codes.h"
+#include "gecko_origin.h"
+
+namespace quiesce::ctl {
+
+const char kBundleSynopsis[] =
+    "bundle ls|pack|inject ... (Gecko Cache API caches)";
+
+const char kBundleHelp[] =
+    "Gecko Cache API caches of a live Firefox or GeckoView that runs the\n"
+    "shim, as cache bundles (docs/bundles.md). The origin's caches.sqlite\n"
+    "must be open in the browser: keep a page of the origin open.\n"
+    "\n"
+    "  bundle ls --origin URL [--profile DIR]\n"
+    "      The origin's caches: namespace, name, entries, body bytes.\n"
+    "  bundle pack --origin URL --cache NAME -o FILE [--keep-credentials]\n"
+    "      Packs one cache from a consistent snapshot, with its body files,\n"
+    "      into a verified ZIP. Cookie, Authorization, Proxy-Authorization\n"
+    "      and Set-Cookie headers are left out unless --keep-credentials.\n"
+    "      A body deleted by the page meanwhile makes it start again from a\n"
+    "      fresh snapshot (3 tries, then exit 5).\n"
+    "  bundle inject FILE [--origin URL] [--rename NAME] [--overwrite]\n"
+    "      Verifies the bundle, stages its bodies in the origin's morgue/,\n"
+    "      then inserts every row in one injection at a quiescent point\n"
+    "      (the page's writes wait, never fail). The bundle's origin unless\n"
+    "      --origin; --rename injects under another cache name; --overwrite\n"
+    "      replaces a cache of the same name. Opaque responses are refused.\n"
+    "      Needs write access (the browser's QUIESCE_WRITABLE).\n"
+    "\n"
+    "URL is the origin or any URL of it; --profile DIR picks the profile\n"
+    "when the host has the origin open in several. Exit codes: 4 when the\n"
+    "browser does not have the origin open, the cache is unknown, the\n"
+    "bundle is refused or writing is not allowed; 5 when the page kept\n"
+    "deleting bodies or the host was busy.\n"
+    "\n"
+    "  quiescectl bundle ls --origin http://127.0.0.1:8080\n"
+    "  quiescectl bundle pack --origin http://127.0.0.1:8080 --cache v1 "
+    "-o v1.zip\n"
+    "  quiescectl bundle inject v1.zip --rename v1-copy\n"
+    "  quiescectl --json bundle inject v1.zip --overwrite\n";
+
+namespace {
+
+int Usage(const std::string& message) {
+  std::fprintf(stderr,
+               "quiescectl: bundle: %s\n(quiescectl help bundle explains)\n",
+               message.c_str());
+  return kExitUsage;
+}
+
+bool Bad(const std::string& message) {
+  Usage(message);
+  return false;
+}
+
+// Parses ARGS after "bundle"; returns false after printing why.
+bool Parse(const std::vector<std::string>& in, BundleArgs* out,
+           int* exit_code) {
+  *exit_code = kExitUsage;
+  for (size_t i = 0; i < in.size(); ++i) {
+    const std::string& a = in[i];
+    auto value = [&](std::string* v) {
+      if (i + 1 >= in.size()) return false;
+      *v = in[++i];
+      return true;
+    };
+    std::string v;
+    if (a == "--json") {
+      out->json = true;
+    } else if (a == "--socket") {
+      if (!value(&out->socket)) return Bad("--socket needs a PATH");
+    } else if (a == "--origin") {
+      if (!value(&out->origin)) return Bad("--origin needs a URL");
+    } else if (a == "--profile") {
+      if (!value(&out->profile)) return Bad("--profile needs a DIR");
+    } else if (a == "--cache") {
+      if (!value(&out->cache)) return Bad("--cache needs a NAME");
+    } else if (a == "-o" || a == "--output") {
+      if (!value(&out->output)) return Bad(a + " needs a FILE");
+    } else if (a == "--keep-credentials") {
+      out->keep_credentials = true;
+    } else if (a == "--rename") {
+      if (!value(&v) || v.empty()) return Bad("--rename needs a NAME");
+      out->rename = v;
+    } else if (a == "--overwrite") {
+      out->overwrite = true;
+    } else if (a.size() > 1 && a[0] == '-') {
+      return Bad("unknown option " + a);
+    } else if (out->subcommand.empty()) {
+      out->subcommand = a;
+    } else {
+      out->operands.push_back(a);
+    }
+  }
+  const std::string& sub = out->subcommand;
+  if (sub != "ls" && sub != "pack" && sub != "inject") {
+    return Bad(sub.empty() ? "ls, pack or inject?"
+                             : "no subcommand '" + sub + "'");
+  }
+  const bool is_pack = sub == "pack", is_inject = sub == "inject";
+  if (!is_inject && out->origin.empty()) {
+    return Bad(sub + " needs --origin URL");
+  }
+  if (is_pack && (out->cache.empty() || out->output.empty())) {
+    return Bad("pack needs --cache NAME and -o FILE");
+  }
+  if (is_inject != (out->operands.size() == 1) ||
+      (!is_inject && !out->operands.empty())) {
+    return Bad(is_inject ? "inject takes one bundle FILE"
+                           : sub + " takes no operands");
+  }
+  if ((!is_pack && (!out->cache.empty() || !out->output.empty() ||
+                    out->keep_credentials)) ||
+      (!is_inject && (out->rename || out->overwrite))) {
+    return Bad("an option that " + sub + " does not take");
+  }
+  *exit_code = kExitOk;
+  return true;
+}
+
+}  // namespace
+
+int ReportFailure(const Failure& failure) {
+  std::fprintf(stderr, "quiescectl: bundle: %s\n", failure.message.c_str());
+  return failure.exit_code;
+}
+
+int ExitForStatus(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kNotFound:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kUnimplemented:
+      return kExitRefused;
+    default:
+      return kExitFailure;
+  }
+}
+
+int ReportStatus(const absl::Status& status, const std::string& context) {
+  return ReportFailure(
+      {ExitForStatus(status),
+       context + ": " + std::string(status.message())});
+}
+
+void PrintJson(const control::json& value) {
+  std::printf("%s\n", value.dump(-1, ' ', false,
+                                 control::json::error_handler_t::replace)
+                          .c_str());
+}
+
+std::function<void(uint64_t, uint64_t)> SnapshotProgress() {
+  if (!isatty(STDERR_FILENO)) return nullptr;
+  return [](uint64_t done, uint64_t total) {
+    std::fprintf(stderr, "\rsnapshot: %3llu%% (%llu of %llu pages)",
+                 total ? static_cast<unsigned long long>(done * 100 / total)
+                       : 100ull,
+                 static_cast<unsigned long long>(done),
+                 static_cast<unsigned long long>(total));
+    if (done == total) std::fprintf(stderr, "\n");
+  };
+}
+
+void Note(const std::string& line) {
+  if (isatty(STDERR_FILENO)) std::fprintf(stderr, "%s\n", line.c_str());
+}
+
+std::string HumanBytes(int64_t bytes) {
+  char text[32];
+  if (bytes >= 1000 * 1000) {
+    std::snprintf(text, sizeof text, "%.1f MB", bytes / 1e6);
+  } else if (bytes >= 1000) {
+    std::snprintf(text, sizeof text, "%.1f kB", bytes / 1e3);
+  } else {
+    std::snprintf(text, sizeof text, "%lld B", static_cast<long long>(bytes));
+  }
+  return text;
+}
+
+int BundleLs(const BundleArgs& args) {
+  const auto origin = ParseOrigin(args.origin);
+  if (!origin) return Usage("--origin needs an http(s) origin or URL");
+  Failure failure;
+  auto live = LiveOrigin::Find(args.socket, *origin, args.profile, &failure);
+  if (!live) return ReportFailure(failure);
+  auto image = live->Snapshot(SnapshotProgress(), &failure);
+  if (!image) return ReportFailure(failure);
+  auto schema = bundle::ReadSchema(image->db());
+  if (!schema.ok()) return ReportStatus(schema.status(), "reading the schema");
+  auto caches = bundle::ListCaches(image->db());
+  if (!caches.ok()) return ReportStatus(caches.status(), "listing caches");
+  if (args.json) {
+    control::json list = control::json::array();
+    for (const bundle::CacheSummary& c : *caches) {
+      list.push_back({{"namespace", c.namespace_id},
+                      {"name", c.name},
+                      {"entries", c.entry_count},
+                      {"body_bytes", c.body_bytes},
+                      {"opaque_entries", c.padded_entries}});
+    }
+    PrintJson({{"origin", origin->origin},
+               {"database", live->db_path()},
+               {"generation", image->generation()},
+               {"schema_version", schema->user_version},
+               {"caches", list}});
+    return kExitOk;
+  }
+  std::printf("%s: %zu cache%s (generation %llu, schema %lld)\n  %s\n",
+              origin->origin.c_str(), caches->size(),
+              caches->size() == 1 ? "" : "s",
+              static_cast<unsigned long long>(image->generation()),
+              static_cast<long long>(schema->user_version),
+              live->db_path().c_str());
+  if (caches->empty()) return kExitOk;
+  std::printf("%-10s %8s %12s %7s  %s\n", "NAMESPACE", "ENTRIES", "BODIES",
+              "OPAQUE", "NAME");
+  for (const bundle::CacheSummary& c : *caches) {
+    const char* ns = c.namespace_id == bundle::kDefaultNamespace ? "page"
+                     : c.namespace_id == bundle::kChromeOnlyNamespace
+                         ? "chrome"
+                         : "?";
+    std::printf("%-10s %8lld %12s %7lld  %s\n", ns,
+                static_cast<long long>(c.entry_count),
+                HumanBytes(c.body_bytes).c_str(),
+                static_cast<long long>(c.padded_entries), c.name.c_str());
+  }
+  return kExitOk;
+}
+
+int RunBundle(const std::string& socket, bool json,
+              const std::vector<std::string>& in) {
+  BundleArgs args;
+  args.socket = socket;
+  args.json = json;
+  int code = kExitOk;
+  if (!Parse(in, &args, &code)) return code;
+  if (args.subcommand == "ls") return BundleLs(args);
+  if (args.subcommand == "pack") return BundlePack(args);
+  return BundleInject(args);
+}
+
+}  // namespace quiesce::ctl

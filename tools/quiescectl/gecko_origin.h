@@ -1,0 +1,34 @@
+// Which live caches.sqlite belongs to a web origin: Gecko keeps an origin's
+// Cache API storage under <profile>/storage/default/<origin dir>/cache/,
+// the origin dir being the origin with the characters that are illegal in
+// file names replaced by '+' (QuotaManager's sanitised origin string).
+#ifndef QUIESCE_TOOLS_QUIESCECTL_GECKO_ORIGIN_H_
+#define QUIESCE_TOOLS_QUIESCECTL_GECKO_ORIGIN_H_
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace quiesce::ctl {
+
+struct GeckoOrigin {
+  std::string origin;      // "http://127.0.0.1:8080": scheme://host[:port]
+  std::string directory;   // "http+++127.0.0.1+8080"
+};
+
+// Parses an origin or any URL of it ("http://Example.com:80/a?b" is the
+// origin "http://example.com"): scheme and host lower-cased, the scheme's
+// default port dropped, path, query and fragment ignored. Only http and
+// https have Cache API storage. nullopt for anything else.
+std::optional<GeckoOrigin> ParseOrigin(std::string_view url);
+
+// Whether `db_path` is the caches.sqlite of `origin`: ends with
+// /storage/default/<origin dir>/cache/caches.sqlite. With `profile`
+// non-empty, it must also lie in that profile directory (canonical paths).
+bool IsOriginCacheDatabase(const std::string& db_path,
+                           const GeckoOrigin& origin,
+                           const std::string& profile);
+
+}  // namespace quiesce::ctl
+
+#endif  // QUIESCE_TOOLS_QUIESCECTL_GECKO_ORIGIN_H_
