@@ -1,7 +1,10 @@
 // hostsim: a host process with the quiesce shim loaded, for the demo and
 // benchmarks. It takes over SQLite's "unix" VFS (as a GeckoView build
 // would), opens databases in several journal modes, commits transactions on
-// one thread per database, and prints what the shim tracked.
+// one thread per database, and prints what the shim tracked. With --gecko
+// it is a Gecko-like host instead: Cache API storage of several origins
+// under a write load (gecko_host.h). SQLite allocates with mimalloc, set up
+// before SQLite initializes, as Gecko sets up jemalloc.
 #include <sqlite3.h>
 #include <unistd.h>
 
@@ -15,24 +18,31 @@
 #include <vector>
 
 #include "context.h"
+#include "gecko_host.h"
 #include "quiesce/quiesce.h"
+#include "sqlite_allocator.h"
 
 namespace {
 
 struct Options {
   std::string dir = ".";
-  int seconds = 2;
   int commits = 200;  // per database
   std::string socket;  // control socket; empty: none
   int serve = 0;       // --serve: seconds to keep committing for clients
   int rate = 20;       // commits per second per database in --serve
   bool writable = false;  // --writable: clients may hold and inject
+  bool gecko = false;     // --gecko: the Gecko-like host
+  quiesce::hostsim::GeckoLoad load;  // --gecko's load (--rate, --seconds too)
+  std::string log;        // --log: the Gecko host's operations, JSON lines
 };
 
 void Usage(FILE* out) {
   std::fprintf(out,
-      "usage: hostsim [--dir DIR] [--commits N] [--seconds S]\n"
+      "usage: hostsim [--dir DIR] [--commits N]\n"
       "               [--socket PATH [--serve SECONDS] [--rate N] [--writable]]\n"
+      "       hostsim --gecko [--dir PROFILE] [--origins N] [--rate N]\n"
+      "               [--body-size BYTES] [--delete-every N] [--urls N]\n"
+      "               [--seconds S] [--log FILE] [--socket PATH [--writable]]\n"
       "\n"
       "Runs a host with the quiesce shim registered as the \"unix\" VFS, commits\n"
       "N transactions into one database per journal mode (wal, delete,\n"
@@ -44,7 +54,19 @@ void Usage(FILE* out) {
       "path). --serve SECONDS then keeps the host running that long, committing\n"
       "N times a second (--rate) into a WAL and a rollback database, so that\n"
       "quiescectl can list, inspect and watch it; --writable lets clients hold\n"
-      "and inject too.\n");
+      "and inject too.\n"
+      "\n"
+      "--gecko runs a Gecko-like host: N origins (default 1) with Gecko's Cache\n"
+      "API storage under PROFILE/storage/default/<origin>/cache (caches.sqlite\n"
+      "with Gecko's schema and settings, bodies in morgue/), one thread and one\n"
+      "connection each, no busy handler. Each origin does --rate operations a\n"
+      "second (default 20; 0: back to back) for --seconds S (default 2): puts\n"
+      "of --body-size byte bodies (default 4096) over --urls distinct URLs\n"
+      "(default 100; 0: always a new one), and every --delete-every'th\n"
+      "operation (default 5; 0: none) a delete. Prints the databases once\n"
+      "open, then a summary with transaction latencies; --log writes every\n"
+      "committed operation as a JSON line. Exits 1 if any host operation\n"
+      "failed.\n");
 }
 
 bool Exec(sqlite3* db, const char* sql) {
@@ -96,7 +118,7 @@ int Serve(const Options& opt) {
   std::printf("hostsim: serving for %ds, %d commits/s per database\n",
               opt.serve, opt.rate);
   std::fflush(stdout);
-  const auto period = std::chrono::microseconds(1000000 / opt.rate);
+  const auto period = std::chrono::microseconds(1000000 / std::max(1, opt.rate));
   const auto end = std::chrono::steady_clock::now() +
                    std::chrono::seconds(opt.serve);
   auto next = std::chrono::steady_clock::now();
@@ -134,15 +156,29 @@ int main(int argc, char** argv) {
     };
     if (a == "--dir") opt.dir = next();
     else if (a == "--commits") opt.commits = std::atoi(next());
-    else if (a == "--seconds") opt.seconds = std::atoi(next());
+    else if (a == "--seconds") opt.load.seconds = std::max(0, std::atoi(next()));
     else if (a == "--socket") opt.socket = next();
     else if (a == "--serve") opt.serve = std::atoi(next());
-    else if (a == "--rate") opt.rate = std::max(1, std::atoi(next()));
+    else if (a == "--rate") opt.rate = std::max(0, std::atoi(next()));
     else if (a == "--writable") opt.writable = true;
+    else if (a == "--gecko") opt.gecko = true;
+    else if (a == "--origins") opt.load.origins = std::max(1, std::atoi(next()));
+    else if (a == "--body-size") opt.load.body_size = std::strtoul(next(), nullptr, 10);
+    else if (a == "--delete-every") opt.load.delete_every = std::max(0, std::atoi(next()));
+    else if (a == "--urls") opt.load.urls = std::max(0, std::atoi(next()));
+    else if (a == "--log") opt.log = next();
     else if (a == "-h" || a == "--help") { Usage(stdout); return 0; }
     else { Usage(stderr); return 2; }
   }
 
+  if (!quiesce::hostsim::UseMimallocForSqlite()) {
+    std::fprintf(stderr, "hostsim: SQLite refused mimalloc as its allocator\n");
+    return 1;
+  }
+  if (sqlite3_initialize() != SQLITE_OK) {
+    std::fprintf(stderr, "hostsim: sqlite3_initialize failed\n");
+    return 1;
+  }
   quiesce_config config{};
   config.size = sizeof(config);
   config.vfs_name = "unix";  // take over the default VFS under its own name
@@ -151,6 +187,13 @@ int main(int argc, char** argv) {
   if (quiesce_register(&config) != SQLITE_OK) {
     std::fprintf(stderr, "hostsim: quiesce_register failed\n");
     return 1;
+  }
+  if (opt.gecko) {
+    opt.load.rate = opt.rate;
+    const int rc = quiesce::hostsim::RunGeckoHost(opt.dir, opt.load, opt.log,
+                                                  stdout);
+    quiesce_shutdown();
+    return rc;
   }
   if (opt.serve > 0) {
     const int rc = Serve(opt);
