@@ -193,6 +193,21 @@ Result<SnapshotResult> StreamImage(Database& db, sqlite3_file* main,
                    "reading database pages failed (SQLite code " +
                        std::to_string(rc) + ")"};
     }
+    if (rc == SQLITE_IOERR_SHORT_READ) {
+      // Only pages past the file's end may come back zero-filled, and a
+      // page of the file without a WAL frame cannot have been past its end
+      // (checkpoints extend the file only with pages that have frames).
+      sqlite3_int64 file_size = 0;
+      main->pMethods->xFileSize(main, &file_size);
+      for (uint32_t k = 0; k < count; ++k) {
+        if (frame_of[first + k] == 0 &&
+            int64_t{first + k} * ps <= file_size) {
+          return Error{ErrorCode::kIoError,
+                       "a short read of page " + std::to_string(first + k) +
+                           " inside the database file"};
+        }
+      }
+    }
     for (uint32_t k = 0; k < count; ++k) {
       const uint32_t frame = frame_of[first + k];
       if (frame == 0) continue;
