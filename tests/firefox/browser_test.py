@@ -15,7 +15,16 @@ says; a clean quit; then, on a copy, integrity_check ok and as many entries
 as the page put. While the page writes, the steps in WHILE_WRITING run,
 the control channel's among them: the socket served by the parent alone,
 and the live caches.sqlite listed with a generation above 0 (through
-quiescectl when built, else over the protocol).
+quiescectl when built, else over the protocol), then the bundle steps:
+`quiescectl bundle ls` and `bundle pack` of the page's cache from the live
+browser.
+
+Then a second profile (QUIESCE_WRITABLE=1) opens a reading page on the
+same origin, which keeps reading its caches; `quiescectl bundle inject
+--rename` puts the bundle in; the page must never see the cache partly
+filled, must find every entry with the right body and headers through
+caches.match and keys, and must record no storage error; Firefox quits
+cleanly and a copy of its database holds the injected entries.
 
 Exit status 0 when every check passed, 1 otherwise. Python stdlib only.
 """
@@ -29,13 +38,15 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import cache_db, live  # noqa: E402
+from harness import bundle_cli, cache_db, live  # noqa: E402
 from harness.browser import Browser  # noqa: E402
 from harness.page_server import ClosedPort, PageServer  # noqa: E402
 from harness.profile import make_profile  # noqa: E402
 
 PAGES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pages")
 CACHE_NAME = "quiesce-test"
+INJECTED_NAME = "quiesce-injected"
+NO_QUIESCECTL = "quiescectl is built (the bundle steps need it)"
 
 
 class Run:
@@ -51,6 +62,8 @@ class Run:
         self.cache_dir = cache_db.origin_cache_dir(profile, server.port)
         self.db_path = os.path.join(self.cache_dir, "caches.sqlite")
         self.quiescectl = live.find_quiescectl(args.quiescectl)
+        self.origin = f"http://127.0.0.1:{server.port}"
+        self.bundle = None  # {"path", "entries"} once packed
         self.failures = []
         self.not_run = []
 
@@ -61,9 +74,8 @@ class Run:
 
 
 # --- steps while the page writes ---------------------------------------------
-# Each takes the Run. Later steps of issue 6 plug in here: packing a bundle
-# from the live origin (quiescectl bundle pack), and a second profile whose
-# page reads while the bundle is injected.
+# Each takes the Run. The last ones list and pack the page's cache with
+# quiescectl bundle; run_reader injects the bundle into a second profile.
 
 def step_preload_mapped(run):
     if run.args.without_preload:
@@ -114,9 +126,53 @@ def step_listed_live(run):
         run.check(False, f"{via} list: {e}")
 
 
+def bundle_steps_can_run(run):
+    if run.args.without_preload:
+        run.not_run.append("the bundle steps (no preload, no control channel)")
+        return False
+    if run.quiescectl is None and NO_QUIESCECTL not in run.failures:
+        run.check(False, NO_QUIESCECTL)
+    return run.quiescectl is not None
+
+
+def step_bundle_ls(run):
+    if not bundle_steps_can_run(run):
+        return
+    code, out, err = bundle_cli.run_json(
+        run.quiescectl, run.socket_path, ["bundle", "ls", "--origin", run.origin])
+    caches = {c["name"]: c for c in (out or {}).get("caches", [])}
+    run.check(code == 0 and caches.get(CACHE_NAME, {}).get("entries", 0) > 0,
+              f"quiescectl bundle ls lists {CACHE_NAME} with entries "
+              f"(exit {code}: {caches or err})")
+
+
+def step_bundle_pack(run):
+    """Packs the cache while the page keeps writing to it."""
+    if not bundle_steps_can_run(run):
+        return
+    path = os.path.join(run.workdir, "bundle.zip")
+    code, out, err = bundle_cli.run_json(
+        run.quiescectl, run.socket_path,
+        ["bundle", "pack", "--origin", run.origin, "--cache", CACHE_NAME,
+         "-o", path])
+    run.check(code == 0, f"quiescectl bundle pack while the page writes "
+                         f"(exit {code}{': ' + err if err else ''})")
+    if code != 0:
+        return
+    meta = bundle_cli.bundle_meta(path)
+    print(f"        packed {out['entries']} entries as of generation "
+          f"{out['generation']} ({out['snapshots']} snapshot(s)), "
+          f"schema {out['schema_version']}")
+    run.check(out["entries"] >= 10 and meta["number_of_entries"] == out["entries"]
+              and meta["name"] == CACHE_NAME and meta["origin"] == run.origin,
+              f"the bundle holds {meta['number_of_entries']} entries of "
+              f"{meta['name']} from {meta['origin']}")
+    run.bundle = {"path": path, "entries": out["entries"]}
+
+
 WHILE_WRITING = [step_preload_mapped, step_database_in_place,
                  step_shm_as_mode_says, step_control_server_in_parent_only,
-                 step_listed_live]
+                 step_listed_live, step_bundle_ls, step_bundle_pack]
 
 
 # --- the run ------------------------------------------------------------------
@@ -173,37 +229,127 @@ def check_after_quit(run, done):
                   f"put {done['puts']} (user_version {stats['user_version']})")
 
 
-def run_once(args, workdir):
-    closed = ClosedPort()
-    server = PageServer(PAGES)
-    browser = None
+def start_browser(args, workdir, name, server, closed, page, env):
+    """A headless Firefox on a fresh profile `name` showing `page`; returns
+    the Run for it."""
+    profile = make_profile(os.path.join(workdir, name), closed.port)
+    socket_path = os.path.join(workdir, name + ".sock")
+    env = dict(env)
+    if not args.without_preload:
+        env["LD_PRELOAD"] = os.path.realpath(args.preload)
+        env["QUIESCE_SOCKET"] = socket_path
+    if args.mode == "android":
+        env["QUIESCE_PRELOAD_EXCL_OVER_UNIX"] = "1"
+    url = server.url(page)
+    print(f"        {args.mode}: {url}, profile {profile}", flush=True)
+    browser = Browser(args.firefox, profile, url, env,
+                      os.path.join(workdir, name + ".log"))
+    return Run(args, workdir, server, browser, profile, socket_path)
+
+
+def quit_browser(run):
+    status = run.browser.wait_exit(60)
+    run.check(status == 0, f"Firefox quit cleanly (exit status {status})")
+    if status is None or run.failures:
+        print("        firefox log (tail):\n" + run.browser.log_tail())
+    run.browser.kill()
+    return status
+
+
+def run_writer(args, workdir, server, closed):
+    run = start_browser(args, workdir, "profile", server, closed,
+                        f"writer.html?cache={CACHE_NAME}", {})
     try:
-        profile = make_profile(os.path.join(workdir, "profile"), closed.port)
-        socket_path = os.path.join(workdir, "quiesce.sock")
-        env = {}
-        if not args.without_preload:
-            env["LD_PRELOAD"] = os.path.realpath(args.preload)
-            env["QUIESCE_SOCKET"] = socket_path
-        if args.mode == "android":
-            env["QUIESCE_PRELOAD_EXCL_OVER_UNIX"] = "1"
-        url = server.url("writer.html", f"cache={CACHE_NAME}")
-        print(f"        {args.mode}: {url}, profile {profile}", flush=True)
-        browser = Browser(args.firefox, profile, url, env,
-                          os.path.join(workdir, "firefox.log"))
-        run = Run(args, workdir, server, browser, profile, socket_path)
         done = drive(run)
         if done is not None:
             check_final(run, done)
-        status = browser.wait_exit(60)
-        run.check(status == 0, f"Firefox quit cleanly (exit status {status})")
-        if status is None or run.failures:
-            print("        firefox.log (tail):\n" + browser.log_tail())
-        browser.kill()
+        status = quit_browser(run)
         check_after_quit(run, done if status is not None else None)
         return run
     finally:
-        if browser is not None:
-            browser.kill()
+        run.browser.kill()
+
+
+def drive_reader(run, bundle):
+    """The reading page is open: injects the bundle, then waits for the
+    page's verdict; returns the page's final report, or None."""
+    reports = run.server.reports
+    # A few rounds of reading first, so that the injection lands while
+    # the page reads.
+    reading = reports.wait_for(
+        lambda r: r["phase"] == "done" or r["reads"] >= 10,
+        run.args.start_timeout)
+    run.check(reading is not None and reading["phase"] == "reading",
+              "the reading page opened its caches and reads them")
+    if reading is None or reading["phase"] != "reading":
+        return None
+    step_shm_as_mode_says(run)
+    code, out, err = bundle_cli.run_json(
+        run.quiescectl, run.socket_path,
+        ["bundle", "inject", bundle["path"], "--rename", INJECTED_NAME])
+    before = reports.latest()["reads"]
+    run.check(code == 0 and out["entries"] == bundle["entries"],
+              f"quiescectl bundle inject --rename {INJECTED_NAME} while the "
+              f"page reads (exit {code}{': ' + err if err else ''})")
+    if code == 0:
+        print(f"        injected {out['entries']} entries, generation "
+              f"{out['generation']}, host held back {out['gate_closed_ms']:.2f} "
+              f"ms; the page had read {before} times")
+    else:
+        reports.request_stop()
+    done = reports.wait_for(lambda r: r["phase"] == "done", 60)
+    if done is None:
+        reports.request_stop()
+        done = reports.wait_for(lambda r: r["phase"] == "done", 30)
+    run.check(done is not None, "the reading page finished and reported")
+    return done
+
+
+def run_reader(args, workdir, server, closed, bundle):
+    """A second profile whose page reads while the bundle goes in."""
+    server.reports.reset()
+    server.reports.set_reply(expect=bundle["entries"])
+    run = start_browser(args, workdir, "profile-b", server, closed,
+                        f"reader.html?cache={INJECTED_NAME}",
+                        {"QUIESCE_WRITABLE": "1"})
+    try:
+        done = drive_reader(run, bundle)
+        if done is not None:
+            errors = done["errors"]
+            run.check(not errors, f"no storage error in the reading page "
+                                  f"({len(errors)}: {errors[:5]})")
+            run.check(done["keys"] == bundle["entries"]
+                      and done["verified"] == bundle["entries"],
+                      f"the reading page found every injected entry with its "
+                      f"body and headers (keys {done['keys']}, verified "
+                      f"{done['verified']} of {bundle['entries']}, after "
+                      f"{done['reads']} reads)")
+        status = quit_browser(run)
+        if status is not None and os.path.isfile(run.db_path):
+            stats = cache_db.check_copy(run.cache_dir,
+                                        os.path.join(workdir, "copy-b"))
+            run.check(stats["integrity"] == "ok" and
+                      stats["entries"] == bundle["entries"] + 1,
+                      f"the second profile's database: integrity "
+                      f"{stats['integrity']}, {stats['entries']} entries "
+                      f"({bundle['entries']} injected + the page's own)")
+        return run
+    finally:
+        run.browser.kill()
+
+
+def run_all(args, workdir):
+    """The writing profile, then (when a bundle was packed) the reading
+    one, on the same origin; returns their Runs."""
+    closed = ClosedPort()
+    server = PageServer(PAGES)
+    try:
+        runs = [run_writer(args, workdir, server, closed)]
+        if runs[0].bundle is not None:
+            runs.append(run_reader(args, workdir, server, closed,
+                                   runs[0].bundle))
+        return runs
+    finally:
         server.close()
         closed.close()
 
@@ -230,16 +376,17 @@ def main():
         return 77  # meson's "skipped"
     workdir = tempfile.mkdtemp(prefix=f"firefox-{args.mode}-")
     try:
-        run = run_once(args, workdir)
+        runs = run_all(args, workdir)
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
         else:
             print(f"        kept {workdir}")
-    for what in run.not_run:
+    failures = [f for run in runs for f in run.failures]
+    for what in sorted({w for run in runs for w in run.not_run}):
         print(f"not run {what}")
-    print(f"{args.mode}: {len(run.failures)} failed")
-    return 1 if run.failures else 0
+    print(f"{args.mode}: {len(failures)} failed")
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The test pages on 127.0.0.1, served from a thread, and the page's
 reports: POST /report with the page's JSON state; the reply tells the page
-whether to stop."""
+whether to stop, and what else the harness set (Reports.set_reply)."""
 
 import http.server
 import json
@@ -20,12 +20,26 @@ class Reports:
         self._cond = threading.Condition()
         self._latest = None
         self._stop = False
+        self._reply = {}
 
     def add(self, report):
+        """Records a report; returns the reply for the page."""
         with self._cond:
             self._latest = report
             self._cond.notify_all()
-            return self._stop
+            return {"stop": self._stop, **self._reply}
+
+    def set_reply(self, **fields):
+        """Fields every later reply carries, besides "stop"."""
+        with self._cond:
+            self._reply.update(fields)
+
+    def reset(self):
+        """Forgets every report and reply field, for the next page."""
+        with self._cond:
+            self._latest = None
+            self._stop = False
+            self._reply = {}
 
     def request_stop(self):
         with self._cond:
@@ -88,9 +102,8 @@ class PageServer:
                 except ValueError:
                     self._send(400, b"bad json", "text/plain")
                     return
-                stop = reports.add(report)
-                self._send(200, json.dumps({"stop": stop}).encode(),
-                           "application/json")
+                reply = reports.add(report)
+                self._send(200, json.dumps(reply).encode(), "application/json")
 
         self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True

@@ -1,4 +1,5 @@
-// The page of the real-browser test. Query: ?cache=NAME.
+// The writing page of the real-browser test (entries.js says what it
+// puts). Query: ?cache=NAME.
 //
 // Puts entries /entry/<i> into the cache one after the other, reads each
 // back with caches.match and compares body and headers, and records every
@@ -27,17 +28,10 @@ async function report(phase, extra = {}) {
   return reply.json();
 }
 
-function bodyOf(i) {
-  // Sizes vary so that entries span different numbers of pages.
-  return `entry ${i} ` + "q".repeat((i * 37) % 2000);
-}
-
 async function putAndCheck(cache, i) {
-  const url = `/entry/${i}?n=${i}`;
+  const url = entryUrl(i);
   const body = bodyOf(i);
-  const response = new Response(body, {
-    headers: { "Content-Type": "text/plain", "X-Quiesce-Entry": String(i) },
-  });
+  const response = new Response(body, { headers: entryHeaders(i) });
   try {
     await cache.put(new Request(url), response);
     state.puts++;
