@@ -9,6 +9,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <fstream>
+#include <mutex>
 #include <cstdio>
 #include <string>
 #include <thread>
@@ -206,6 +209,23 @@ INSTANTIATE_TEST_SUITE_P(Modes, SnapshotTest,
                          ::testing::Values("wal", "delete", "truncate",
                                            "persist"));
 
+TEST(Snapshot, AnEmptyWalMeansTheDatabaseFileIsTheImage) {
+  TempDir dir;
+  const std::string path = dir.File("e.db");
+  {
+    Conn setup(path);
+    setup.Must("PRAGMA journal_mode=WAL; CREATE TABLE seq(n INTEGER PRIMARY "
+               "KEY, pad BLOB); INSERT INTO seq VALUES (1, 'x'), (2, 'y')");
+  }  // the last close checkpoints and leaves no frames
+  Conn reopened(path);
+  reopened.Must("SELECT count(*) FROM seq");  // read only: the WAL is empty
+  const std::string image = dir.File("e.img");
+  auto r = SnapshotTo(path, image);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_GT(r.value().page_count, 1u);
+  EXPECT_EQ(CheckImage(image), 2);
+}
+
 TEST(Snapshot, ExclusiveLockingIsRefusedClearly) {
   TempDir dir;
   const std::string path = dir.File("x.db");
@@ -247,6 +267,157 @@ TEST(Sha256, HardwareAndPortableAgreeOnEveryLength) {
     portable.Update(data.data(), len);
     EXPECT_EQ(fast.FinishHex(), portable.FinishHex()) << len;
   }
+}
+
+}  // namespace
+}  // namespace quiesce::testing
+
+namespace quiesce::testing {
+namespace {
+
+// Random transactions of every kind from host threads and from another
+// process, while snapshots are taken in a loop. Each transaction appends
+// the next sequence number, so every image must hold exactly 1..k.
+class SnapshotTortureTest : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(SnapshotTortureTest, EveryImageIsACommittedPrefix) {
+  if (std::system("command -v sqlite3 >/dev/null") != 0) {
+    GTEST_SKIP() << "the sqlite3 command (Debian package sqlite3) is missing";
+  }
+  const bool wal = std::string(GetParam()) == "wal";
+  TempDir dir;
+  const std::string path = dir.File("torture.db");
+  {
+    Conn setup(path);
+    setup.Must("PRAGMA auto_vacuum=INCREMENTAL");
+    setup.Must(std::string("PRAGMA journal_mode=") + GetParam());
+    setup.Must("CREATE TABLE seq(n INTEGER PRIMARY KEY, pad BLOB)");
+  }
+  Conn keep(path);
+  const char* seconds_env = std::getenv("QUIESCE_TORTURE_SECONDS");
+  const int seconds = seconds_env ? std::atoi(seconds_env) : 3;
+  const auto end = Clock::now() + std::chrono::seconds(seconds);
+  std::atomic<int> host_errors{0};
+  std::mutex serial;  // host writers are serialised, as Gecko's are
+  auto host = [&](int seed) {
+    Conn c(path);
+    // The other process's locks are not quiesce's: against those the host
+    // needs a busy handler of its own, as any SQLite user does.
+    sqlite3_busy_timeout(c.get(), 10000);
+    c.Must("PRAGMA journal_size_limit=65536; PRAGMA cache_size=20");
+    unsigned x = static_cast<unsigned>(seed);
+    const char* const kCheckpoints[] = {"PASSIVE", "FULL", "RESTART",
+                                        "TRUNCATE"};
+    while (Clock::now() < end) {
+      x = x * 1103515245 + 12345;
+      const unsigned r = (x >> 16) % 100;
+      std::lock_guard<std::mutex> lock(serial);
+      std::string sql;
+      if (r < 50) {
+        sql = "BEGIN IMMEDIATE; INSERT INTO seq SELECT coalesce(max(n),0)+1, "
+              "randomblob(" + std::to_string(50 + x % 9000) + ") FROM seq; COMMIT";
+      } else if (r < 65) {
+        sql = "BEGIN IMMEDIATE; INSERT INTO seq SELECT coalesce(max(n),0)+1, "
+              "randomblob(100) FROM seq; SAVEPOINT s; INSERT INTO seq SELECT "
+              "max(n)+1, randomblob(20000) FROM seq; ROLLBACK TO s; RELEASE s; "
+              "COMMIT";
+      } else if (r < 75) {
+        sql = "BEGIN; INSERT INTO seq SELECT coalesce(max(n),0)+1, "
+              "randomblob(60000) FROM seq; ROLLBACK";
+      } else if (r < 85) {
+        sql = "BEGIN IMMEDIATE; UPDATE seq SET pad = NULL WHERE n % 7 = " +
+              std::to_string(x % 7) + "; COMMIT; PRAGMA incremental_vacuum";
+      } else if (wal) {
+        sql = std::string("PRAGMA wal_checkpoint(") + kCheckpoints[x % 4] + ")";
+        sqlite3_stmt* st = nullptr;
+        sqlite3_prepare_v2(c.get(), sql.c_str(), -1, &st, nullptr);
+        if (sqlite3_step(st) != SQLITE_ROW || sqlite3_column_int(st, 0) != 0) {
+          ++host_errors;
+        }
+        sqlite3_finalize(st);
+        continue;
+      } else {
+        continue;
+      }
+      if (c.Exec(sql) != SQLITE_OK) {
+        ++host_errors;
+        c.Exec("ROLLBACK");
+      }
+    }
+  };
+  // Another process appends too, with its own busy timeout (it is not the
+  // host: quiesce promises nothing about it).
+  const std::string foreign =
+      "env -u LD_PRELOAD sh -c 'while [ ! -e " + dir.File("stop") +
+      " ]; do sqlite3 " + path +
+      " \"PRAGMA busy_timeout=5000; INSERT INTO seq SELECT max(n)+1, "
+      "randomblob(300) FROM seq\" >/dev/null || exit 1; done' &";
+  ASSERT_EQ(std::system(foreign.c_str()), 0);
+  std::thread h1(host, 1), h2(host, 2);
+  int snapshots = 0;
+  int64_t last = 0;
+  while (Clock::now() < end) {
+    const std::string image = dir.File("t.img");
+    auto r = SnapshotTo(path, image);
+    EXPECT_TRUE(r.ok()) << r.error().message;
+    if (!r.ok()) break;  // the writers still stop at `end`
+    const int64_t k = CheckImage(image);
+    EXPECT_GE(k, last) << "an image went back in time";
+    last = k;
+    ++snapshots;
+  }
+  h1.join();
+  h2.join();
+  std::ofstream(dir.File("stop")).put('x');
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(host_errors.load(), 0);
+  EXPECT_GT(snapshots, 3);
+  const DatabaseInfo info = Info(path);
+  EXPECT_GT(info.foreign_commits, 0u) << "the other process never committed";
+  EXPECT_EQ(info.gate.stall_timeouts, 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, SnapshotTortureTest,
+                         ::testing::Values("wal", "delete"));
+
+// The host closes its connection while a snapshot is being written: the
+// snapshot's own connection keeps the database open until it is done.
+TEST(SnapshotLifetime, TheHostClosingMidSnapshotIsHarmless) {
+  TempDir dir;
+  const std::string path = dir.File("closing.db");
+  auto host = std::make_unique<Conn>(path);
+  host->Must("PRAGMA journal_mode=WAL; CREATE TABLE seq(n INTEGER PRIMARY KEY, pad BLOB)");
+  for (int n = 1; n <= 40; ++n) {
+    host->Must("INSERT INTO seq VALUES (" + std::to_string(n) +
+               ", randomblob(50000))");
+  }
+  auto db = Find(path);
+  int pipe_fds[2];
+  ASSERT_EQ(pipe(pipe_fds), 0);
+  const std::string image = dir.File("closing.img");
+  std::thread reader([&] {  // a slow client
+    FILE* out = fopen(image.c_str(), "wb");
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(pipe_fds[0], buf, sizeof(buf))) > 0) {
+      fwrite(buf, 1, static_cast<size_t>(n), out);
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    fclose(out);
+  });
+  std::thread closer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    host.reset();
+  });
+  auto r = WriteSnapshot(*db, pipe_fds[1], Within(60));
+  close(pipe_fds[1]);
+  closer.join();
+  reader.join();
+  close(pipe_fds[0]);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(CheckImage(image), 40);
+  EXPECT_EQ(Context::Get()->FindByPath(path), nullptr)
+      << "the database outlived every connection";
 }
 
 }  // namespace

@@ -194,17 +194,18 @@ Result<SnapshotResult> StreamImage(Database& db, sqlite3_file* main,
                        std::to_string(rc) + ")"};
     }
     if (rc == SQLITE_IOERR_SHORT_READ) {
-      // Only pages past the file's end may come back zero-filled, and a
-      // page of the file without a WAL frame cannot have been past its end
-      // (checkpoints extend the file only with pages that have frames).
+      // The batch ran past the file's end. Pages past it come back
+      // zero-filled and must all have a WAL frame (checkpoints extend the
+      // file only with pages that have frames); one that has none is not
+      // in the database at all.
       sqlite3_int64 file_size = 0;
       main->pMethods->xFileSize(main, &file_size);
       for (uint32_t k = 0; k < count; ++k) {
         if (frame_of[first + k] == 0 &&
-            int64_t{first + k} * ps <= file_size) {
+            int64_t{first + k} * ps > file_size) {
           return Error{ErrorCode::kIoError,
                        "a short read of page " + std::to_string(first + k) +
-                           " inside the database file"};
+                           " past the end of the database file, with no WAL frame"};
         }
       }
     }
@@ -239,6 +240,33 @@ Result<SnapshotResult> StreamImage(Database& db, sqlite3_file* main,
   return result;
 }
 
+uint32_t Big32(const unsigned char* p) { return wal::LoadBig32(p); }
+
+// The page size and page count of a database file from its header (the
+// in-header size when valid, else the file's length).
+Result<Ok> SizeFromFile(sqlite3_file* main, PinnedPoint* point) {
+  sqlite3_int64 file_size = 0;
+  main->pMethods->xFileSize(main, &file_size);
+  if (file_size < 100) {
+    point->db_pages = 0;  // an empty database: an empty image
+    return Ok{};
+  }
+  unsigned char hdr[100];
+  if (auto r = ReadAt(main, hdr, sizeof(hdr), 0, "the database header");
+      !r.ok()) {
+    return r;
+  }
+  uint32_t page_size = (uint32_t{hdr[16]} << 8) | hdr[17];
+  if (page_size == 1) page_size = 65536;
+  uint32_t pages = Big32(hdr + 28);
+  if (pages == 0 || Big32(hdr + 92) != Big32(hdr + 24)) {
+    pages = static_cast<uint32_t>(file_size / page_size);
+  }
+  point->page_size = page_size;
+  point->db_pages = pages;
+  return Ok{};
+}
+
 Result<SnapshotResult> WalSnapshot(Database& db, int out_fd,
                                    const SnapshotOptions& opt) {
   auto opened = OwnConnection::Open(db);
@@ -269,6 +297,14 @@ Result<SnapshotResult> WalSnapshot(Database& db, int out_fd,
       own.Exec("ROLLBACK");
       continue;
     }
+    if (point.position.mx_frame == 0 || point.page_size == 0) {
+      // An empty WAL (opened, nothing committed since): the wal-index knows
+      // no size, and the database file alone is the state.
+      if (auto r = SizeFromFile(main->real(), &point); !r.ok()) {
+        own.Exec("ROLLBACK");
+        return r.error();
+      }
+    }
     sqlite3_file* wal = own.wal_file();
     const uint32_t cut = read0 ? 0 : point.position.mx_frame;
     if (cut != 0 && wal == nullptr) {
@@ -282,7 +318,7 @@ Result<SnapshotResult> WalSnapshot(Database& db, int out_fd,
   }
 }
 
-uint32_t Big32(const unsigned char* p) { return wal::LoadBig32(p); }
+
 
 Result<SnapshotResult> RollbackSnapshot(Database& db, int out_fd,
                                         SnapshotOptions opt) {
@@ -294,12 +330,20 @@ Result<SnapshotResult> RollbackSnapshot(Database& db, int out_fd,
   OwnConnection& own = *opened.value();
   // Drain writers, take SHARED, reopen at once: from then on a host writer
   // waits only for its EXCLUSIVE, and only as long as the copy.
-  auto token = db.CloseGate(Drain::kWriters, /*readers_may_proceed=*/true,
-                            opt.deadline, opt.deadline);
-  if (!token.ok()) return token.error();
-  Result<Ok> began = own.BeginRead();
-  db.ReopenGate(token.value());
-  if (!began.ok()) return began.error();
+  for (;;) {
+    auto token = db.CloseGate(Drain::kWriters, /*readers_may_proceed=*/true,
+                              opt.deadline, opt.deadline);
+    if (!token.ok()) return token.error();
+    Result<Ok> began = own.BeginRead();
+    db.ReopenGate(token.value());
+    if (began.ok()) break;
+    // Another process holds a write lock: its commit ends soon.
+    if (began.error().code != ErrorCode::kBusy ||
+        Clock::now() >= opt.deadline) {
+      return began.error();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
 
   sqlite3_file* main = own.main_file()->real();
   unsigned char hdr[100];
