@@ -8,6 +8,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -263,6 +266,44 @@ TEST(Inject, ExclusiveLockingIsRefused) {
   auto r = Inject(*Find(path), Sql("INSERT INTO t VALUES (1)"));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, ErrorCode::kUnsupported);
+}
+
+}  // namespace
+}  // namespace quiesce::testing
+
+namespace quiesce::testing {
+namespace {
+
+// Another process writes the same database (with a busy timeout of its
+// own: quiesce promises nothing about it) while injections stream in.
+TEST(InjectForeign, AnotherProcessWritingToo) {
+  if (std::system("command -v sqlite3 >/dev/null") != 0) {
+    GTEST_SKIP() << "the sqlite3 command (Debian package sqlite3) is missing";
+  }
+  TempDir dir;
+  const std::string path = dir.File("shared.db");
+  Conn host(path);
+  host.Must("PRAGMA journal_mode=WAL; CREATE TABLE t(id INTEGER PRIMARY KEY, "
+            "who TEXT)");
+  std::ofstream(dir.File("other.sql"))
+      << "PRAGMA busy_timeout=5000; INSERT INTO t(who) VALUES ('other');\n";
+  const std::string foreign =
+      "env -u LD_PRELOAD sh -c 'for i in $(seq 60); do sqlite3 " + path +
+      " < " + dir.File("other.sql") + " >/dev/null || exit 1; done; touch " +
+      dir.File("done") + "' &";
+  ASSERT_EQ(std::system(foreign.c_str()), 0);
+  int injected = 0;
+  const auto give_up = Clock::now() + std::chrono::seconds(60);
+  while (!std::filesystem::exists(dir.File("done")) && Clock::now() < give_up) {
+    auto r = Inject(*Find(path), Sql("INSERT INTO t(who) VALUES ('q')"));
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    ++injected;
+  }
+  ASSERT_TRUE(std::filesystem::exists(dir.File("done")))
+      << "the other process did not finish";
+  EXPECT_EQ(host.Int("SELECT count(*) FROM t WHERE who='q'"), injected);
+  EXPECT_EQ(host.Int("SELECT count(*) FROM t WHERE who='other'"), 60);
+  EXPECT_EQ(host.Text("PRAGMA integrity_check"), "ok");
 }
 
 }  // namespace

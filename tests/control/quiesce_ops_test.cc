@@ -269,3 +269,38 @@ TEST_F(QuiesceOpsTest, AClientGoneMidInjectionAppliesNothing) {
 
 }  // namespace
 }  // namespace quiesce::control
+
+namespace quiesce::control {
+namespace {
+
+TEST_F(QuiesceOpsTest, InjectPayloadsHaveLimits) {
+  Open();
+  StartServer({}, kWritable);
+  auto client = Connect();
+  // More than 1 MiB of inline SQL: pass larger scripts by descriptor.
+  // (The line itself exceeds the server's line cap, which answers first.)
+  const std::string big(2u << 20, ' ');
+  Message reply;
+  std::string error;
+  client->Call("inject", {{"db", path_}, {"sql", "SELECT 1;" + big}}, &reply,
+               kTimeoutMs, &error);
+  EXPECT_FALSE(reply.ok);
+  // A blob larger than 64 MiB from a descriptor.
+  auto again = Connect();
+  const int blob = memfd_create("big", MFD_CLOEXEC);
+  ASSERT_EQ(ftruncate(blob, (65u << 20)), 0);
+  ASSERT_EQ(again->Call("inject",
+                        {{"db", path_},
+                         {"sql", "INSERT INTO t(v) VALUES (:b)"},
+                         {"params", {{"b", 0}}}},
+                        &reply, kTimeoutMs, &error, {blob}),
+            Client::Status::kOk)
+      << error;
+  close(blob);
+  EXPECT_EQ(reply.error_code, "bad_request") << reply.error_message;
+  EXPECT_NE(reply.error_message.find("MiB"), std::string::npos);
+  EXPECT_EQ(Rows(), 1);
+}
+
+}  // namespace
+}  // namespace quiesce::control
