@@ -201,11 +201,20 @@ Result<SnapshotResult> StreamImage(Database& db, sqlite3_file* main,
       sqlite3_int64 file_size = 0;
       main->pMethods->xFileSize(main, &file_size);
       for (uint32_t k = 0; k < count; ++k) {
-        if (frame_of[first + k] == 0 &&
-            int64_t{first + k} * ps > file_size) {
+        if (frame_of[first + k] != 0) continue;
+        if (int64_t{first + k} * ps > file_size) {
           return Error{ErrorCode::kIoError,
                        "a short read of page " + std::to_string(first + k) +
                            " past the end of the database file, with no WAL frame"};
+        }
+        // Inside the file: read it again on its own, so that a base VFS
+        // that cut the batch short before the file's end (an I/O fault)
+        // cannot leave zeros in the image.
+        if (auto r = ReadAt(main, batch.data() + size_t{k} * ps,
+                            static_cast<int>(ps),
+                            int64_t{first + k - 1} * ps, "a database page");
+            !r.ok()) {
+          return r.error();
         }
       }
     }
