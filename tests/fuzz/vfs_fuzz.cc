@@ -171,7 +171,11 @@ class Driver {
   uint64_t expected_gen_ = 0;    // the generation the shim must report
   uint64_t last_gen_ = 0;
   uint32_t shim_commits_in_step_ = 0;
-  bool fault_pending_ = false;   // armed for the step that follows
+  bool fault_pending_ = false;   // a fault for the step that follows
+  Fault pending_fault_ = Fault::kNone;
+  uint32_t pending_after_ = 0;
+  bool pending_persistent_ = false;
+  bool step_armed_ = false;      // this step runs with a fault armed
   bool uncertain_ = false;       // a fault fired: re-read the truth
   int step_ = 0;
   // QUIESCE_FUZZ_TRACE=1: print every step, to read a finding's history.
@@ -364,7 +368,7 @@ void Driver::Reopen(int c) {
 
 void Driver::Snapshot() {
   if (in_.Bit()) EndAll();
-  if (!fault_pending_ && in_.Below(4) == 0) {
+  if (!step_armed_ && in_.Below(4) == 0) {
     Arm(in_.Bit() ? Fault::kShortRead : Fault::kReadError, in_.Below(16),
         false);
   }
@@ -514,12 +518,19 @@ void Driver::ArmFault() {
   static const Fault kFaults[] = {Fault::kReadError, Fault::kWriteError,
                                   Fault::kDiskFull, Fault::kSyncError,
                                   Fault::kTruncateError};
-  Arm(kFaults[in_.Below(5)], in_.Below(32), in_.Below(4) == 0);
+  pending_fault_ = kFaults[in_.Below(5)];
+  pending_after_ = in_.Below(32);
+  pending_persistent_ = in_.Below(4) == 0;
   fault_pending_ = true;
 }
 
 void Driver::Step() {
+  // A fault armed by the previous step holds for this one's operation
+  // only, never for the checks after it.
   const bool armed = fault_pending_;
+  fault_pending_ = false;
+  step_armed_ = armed;
+  if (armed) Arm(pending_fault_, pending_after_, pending_persistent_);
   const uint32_t fired = Fired();
   shim_commits_in_step_ = 0;
   const uint32_t op = in_.Below(16);
@@ -539,10 +550,7 @@ void Driver::Step() {
     case 13: InjectStep(); break;
     default: ArmFault(); break;
   }
-  if (armed) {
-    Disarm();
-    fault_pending_ = false;
-  }
+  Disarm();
   if (Fired() != fired) uncertain_ = true;
   if (trace_) {
     std::fprintf(stderr, "  faults %u, generation %llu, commits %lld%s\n",
