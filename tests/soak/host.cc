@@ -74,7 +74,7 @@ void Writer(Db& d, int seed, const std::atomic<bool>& stop, Totals& totals) {
       }
       if (n % 16 == 0) Exec(db, "SELECT count(*), sum(length(v)) FROM t", totals);
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(3));
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   sqlite3_close(db);
 }
