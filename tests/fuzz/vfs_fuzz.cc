@@ -121,6 +121,7 @@ struct Connection {
   sqlite3* db = nullptr;
   bool shim = true;
   bool dirty = false;          // wrote inside an explicit transaction
+  bool bumped = false;         // its meta.commits update is done
   int64_t begun_at_commit = 0; // the commit count when its transaction began
   bool in_txn() const { return db && !sqlite3_get_autocommit(db); }
 };
@@ -266,6 +267,7 @@ int Driver::Exec(int c, const std::string& sql) {
   const bool was_in_txn = conn.in_txn();
   const uint32_t fired = Fired();
   const int rc = fuzz::Exec(conn.db, sql);
+  if (trace_) std::fprintf(stderr, "  conn %d: %s -> %d\n", c, sql.c_str(), rc);
   if ((rc & 0xff) == SQLITE_BUSY && conn.shim && Fired() == fired &&
       !uncertain_ && !OthersInTxn(c) &&
       // A transaction that read before someone else committed cannot
@@ -275,7 +277,10 @@ int Driver::Exec(int c, const std::string& sql) {
             std::to_string(rc) + ") on a shim connection while no other "
             "connection holds a transaction: " + sql + ": " + ErrorOf(c));
   }
-  if (!conn.in_txn()) conn.dirty = false;  // ended, or rolled back by SQLite
+  if (!conn.in_txn()) {  // ended, or rolled back by SQLite
+    conn.dirty = false;
+    conn.bumped = false;
+  }
   return rc;
 }
 
@@ -343,9 +348,13 @@ void Driver::Commit(int c) {
   Connection& conn = conns_[c];
   if (!conn.in_txn()) return;
   const bool wrote = conn.dirty;
-  if (wrote && Exec(c, "UPDATE meta SET commits = commits + 1 WHERE k = 1") !=
-                   SQLITE_OK) {
-    return;
+  // Once per transaction: a COMMIT that got SQLITE_BUSY leaves it open.
+  if (wrote && !conn.bumped) {
+    if (Exec(c, "UPDATE meta SET commits = commits + 1 WHERE k = 1") !=
+        SQLITE_OK) {
+      return;
+    }
+    conn.bumped = conn.in_txn();
   }
   if (Exec(c, "COMMIT") == SQLITE_OK && wrote) Committed(c);
 }
