@@ -193,9 +193,19 @@ void Driver::Open(int c) {
   Connection& conn = conns_[c];
   conn = Connection{};
   conn.shim = c != kForeign;
-  const int rc = sqlite3_open_v2(path_.c_str(), &conn.db,
-                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
-                                 conn.shim ? kShimName : "unix");
+  const auto open = [&] {
+    return sqlite3_open_v2(path_.c_str(), &conn.db,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                           conn.shim ? kShimName : "unix");
+  };
+  const uint32_t fired = Fired();
+  int rc = open();
+  if (rc != SQLITE_OK && Fired() != fired) {
+    // The armed fault hit the open itself: the step is over for it.
+    sqlite3_close(conn.db);
+    Disarm();
+    rc = open();
+  }
   Require(rc == SQLITE_OK, "open: " + std::string(sqlite3_errstr(rc)));
   sqlite3_extended_result_codes(conn.db, 1);
   // A small cache spills inside transactions: EXCLUSIVE in rollback mode,
