@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "context.h"
+#include "image_check.h"
 #include "sha256.h"
 #include "support.h"
 
@@ -25,59 +26,6 @@ namespace quiesce::testing {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-SnapshotOptions Within(int seconds) {
-  SnapshotOptions opt;
-  opt.deadline = Clock::now() + std::chrono::seconds(seconds);
-  return opt;
-}
-
-std::string FileSha256(const std::string& path) {
-  FILE* f = fopen(path.c_str(), "rb");
-  EXPECT_NE(f, nullptr);
-  Sha256 sha;
-  char buf[65536];
-  size_t n;
-  while (f && (n = fread(buf, 1, sizeof(buf), f)) > 0) sha.Update(buf, n);
-  if (f) fclose(f);
-  return sha.FinishHex();
-}
-
-// Checks an image: integrity_check ok, and the sequence table holds exactly
-// 1..k. Returns k.
-int64_t CheckImage(const std::string& image) {
-  sqlite3* db = nullptr;
-  EXPECT_EQ(sqlite3_open_v2(image.c_str(), &db, SQLITE_OPEN_READONLY, "unix"),
-            SQLITE_OK);
-  auto scalar = [&](const char* sql) {
-    sqlite3_stmt* st = nullptr;
-    EXPECT_EQ(sqlite3_prepare_v2(db, sql, -1, &st, nullptr), SQLITE_OK)
-        << sqlite3_errmsg(db);
-    std::string out;
-    if (st && sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0)) {
-      out = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
-    }
-    sqlite3_finalize(st);
-    return out;
-  };
-  EXPECT_EQ(scalar("PRAGMA integrity_check"), "ok") << image;
-  const int64_t count = std::stoll(scalar("SELECT count(*) FROM seq"));
-  const int64_t max = std::stoll(scalar("SELECT coalesce(max(n), 0) FROM seq"));
-  const int64_t min = std::stoll(scalar("SELECT coalesce(min(n), 1) FROM seq"));
-  EXPECT_EQ(count, max) << "not a committed prefix";
-  EXPECT_EQ(min, 1);
-  sqlite3_close(db);
-  return max;
-}
-
-Result<SnapshotResult> SnapshotTo(const std::string& db_path,
-                                  const std::string& out_path) {
-  const int fd = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  EXPECT_GE(fd, 0);
-  auto result = WriteSnapshot(*Find(db_path), fd, Within(30));
-  close(fd);
-  return result;
-}
 
 class SnapshotTest : public ::testing::TestWithParam<const char*> {
  protected:
@@ -224,17 +172,6 @@ TEST(Snapshot, AnEmptyWalMeansTheDatabaseFileIsTheImage) {
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_GT(r.value().page_count, 1u);
   EXPECT_EQ(CheckImage(image), 2);
-}
-
-TEST(Snapshot, ExclusiveLockingIsRefusedClearly) {
-  TempDir dir;
-  const std::string path = dir.File("x.db");
-  Conn c(path);
-  c.Must("PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL");
-  c.Must("CREATE TABLE t(x); INSERT INTO t VALUES (1)");
-  auto r = WriteSnapshot(*Find(path), STDERR_FILENO, Within(5));
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().code, ErrorCode::kUnsupported);
 }
 
 TEST(Sha256, KnownVectors) {

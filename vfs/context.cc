@@ -27,12 +27,14 @@ Context::Context(const Config& config, const SqliteApi& api)
 std::shared_ptr<Database> Context::AttachMain(const std::string& path,
                                               FileId id,
                                               const std::string& vfs_name,
+                                              sqlite3_vfs* base_vfs,
                                               bool own) {
   MutexLock lock(&mu_);
   Entry& entry = by_file_[id];
   if (entry.db == nullptr) {
     entry.db =
-        std::make_shared<Database>(this, ++next_db_id_, path, id, vfs_name);
+        std::make_shared<Database>(this, ++next_db_id_, path, id, vfs_name,
+                                   base_vfs);
   }
   ++(own ? entry.own_handles : entry.host_handles);
   return entry.db;

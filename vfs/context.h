@@ -47,9 +47,11 @@ class Context {
 
   // A main-database handle opened: returns the database's shared state,
   // creating it (with a new id) when no handle has it open.
-  // vfs_name: the shim that opened it, which quiesce's own connection uses.
+  // vfs_name: the shim that opened it, which quiesce's own connection uses;
+  // base_vfs: the VFS below that shim.
   std::shared_ptr<Database> AttachMain(const std::string& path, FileId id,
                                        const std::string& vfs_name,
+                                       sqlite3_vfs* base_vfs,
                                        bool own) QUIESCE_EXCLUDES(mu_);
   // A main-database handle closed.
   void DetachMain(Database* db, bool own) QUIESCE_EXCLUDES(mu_);

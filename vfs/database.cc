@@ -53,12 +53,14 @@ const char* LockingModeName(LockingMode mode) {
 }
 
 Database::Database(Context* context, uint64_t id, std::string path,
-                   FileId file_id, std::string vfs_name)
+                   FileId file_id, std::string vfs_name,
+                   sqlite3_vfs* base_vfs)
     : context_(context),
       id_(id),
       path_(std::move(path)),
       file_id_(file_id),
       vfs_name_(std::move(vfs_name)),
+      base_vfs_(base_vfs),
       max_stall_(std::chrono::milliseconds(context->config().max_stall_ms)),
       lease_cap_(std::chrono::milliseconds(
           EffectiveLeaseMs(context->config()))) {}
@@ -139,6 +141,17 @@ bool Database::PinWalPoint(const ShimFile* own, PinnedPoint* out) {
   out->page_size = h.page_size;
   out->n_backfill = h.n_backfill;
   return true;
+}
+
+CommittedState Database::Committed() {
+  MutexLock lock(&mu);
+  CommittedState out;
+  out.wal = journal_mode_ == JournalMode::kWal;
+  out.known = position_valid_ && position_.wal == out.wal;
+  out.commit_in_flight = pending_commit_frame_ != 0;
+  out.generation = generation_;
+  out.position = position_;
+  return out;
 }
 
 PinnedPoint Database::PinRollbackPoint(uint32_t change_counter,
@@ -278,7 +291,7 @@ void Database::OnCommitPhaseTwo(ShimFile* file) {
         (file->shm0 != nullptr && locking_mode_ != LockingMode::kExclusive)) {
       return;
     }
-    if (file->shm0 == nullptr) locking_mode_ = LockingMode::kExclusive;
+    if (file->shm0 == nullptr) SetLockingModeLocked(LockingMode::kExclusive);
     Position p;
     p.wal = true;
     p.salt1 = pending_salt1_;
@@ -300,8 +313,19 @@ void Database::OnCommitPhaseTwo(ShimFile* file) {
   // mode SQLite increments the counter only once, so a commit is a
   // COMMIT_PHASETWO right after a journal that ended with the database
   // written.
-  const bool ended_changed = ended_txn_changed_;
+  // Exclusive locking mode without a journal file (MEMORY, OFF): no journal
+  // ends, and the transaction changed the database if it wrote the file.
+  const bool ended_changed =
+      ended_txn_changed_ ||
+      (locking_mode_ == LockingMode::kExclusive && !journal_ended_ &&
+       db_written_.exchange(false, std::memory_order_relaxed));
   ended_txn_changed_ = false;
+  // Exclusive locking mode without a journal file (MEMORY, OFF): the
+  // transaction that wrote the database file ends here.
+  if (excl_db_dirty_) {
+    excl_db_dirty_ = false;
+    gate_cv_.SignalAll();
+  }
   const uint32_t counter = file->page1_counter;
   const bool known = position_valid_ && !position_.wal;
   const bool counter_moved =
@@ -320,8 +344,14 @@ void Database::OnCommitPhaseTwo(ShimFile* file) {
                page1_written ? file->page1_pages : db_pages_, 0);
 }
 
+void Database::OnJournalHeaderRead() {
+  MutexLock lock(&mu);
+  journal_played_back_ = true;
+}
+
 void Database::OnJournalWritten() {
   MutexLock lock(&mu);
+  journal_played_back_ = false;
   if (journal_ended_) {  // the first write of a new transaction's journal
     journal_ended_ = false;
     ended_txn_changed_ = false;
@@ -339,6 +369,12 @@ void Database::OnJournalFinalized(JournalMode how) {
   if (journal_mode_ != JournalMode::kWal) journal_mode_ = how;
   journal_ended_ = true;
   ended_txn_changed_ = db_written_.exchange(false, std::memory_order_relaxed);
+  // Rolled back: the database file is whole again. (A commit may still
+  // truncate it; it is whole at COMMIT_PHASETWO.)
+  if (excl_db_dirty_ && journal_played_back_) {
+    excl_db_dirty_ = false;
+    gate_cv_.SignalAll();
+  }
 }
 
 void Database::OnWalFileOpened() {
@@ -364,7 +400,13 @@ void Database::OnFileFormatSeen(uint8_t write_version) {
 
 void Database::SetLockingMode(LockingMode mode) {
   MutexLock lock(&mu);
+  SetLockingModeLocked(mode);
+}
+
+void Database::SetLockingModeLocked(LockingMode mode) {
   locking_mode_ = mode;
+  exclusive_writes_.store(mode == LockingMode::kExclusive,
+                          std::memory_order_relaxed);
 }
 
 void Database::SetPageSize(uint32_t page_size) {

@@ -23,6 +23,8 @@
 #include "position.h"
 #include "result.h"
 
+struct sqlite3_vfs;
+
 namespace quiesce {
 
 class Context;
@@ -57,6 +59,25 @@ enum class Drain : uint8_t {
   kWriters,  // rollback-mode snapshot: no host writer (RESERVED or more)
   kInject,   // everything but passive checkpointers
   kHold,     // everything, checkpoints included
+  // locking_mode=EXCLUSIVE, where the host's locks never drop between
+  // transactions: the write gate. Writes already under way finish, and a
+  // rollback transaction that has written the database file commits or
+  // rolls back; then writes that would change what a raw copy reads wait.
+  kExclusiveWrites,
+};
+
+// The files whose writes pass the exclusive-locking write gate.
+enum class WriteTarget : uint8_t { kMain, kWal };
+
+// What the shim knows of a database's last commit, read in one go.
+struct CommittedState {
+  bool wal = false;     // the database is in WAL mode
+  bool known = false;   // `position` is exact (a commit or a baseline seen)
+  // Exclusive-locking WAL: a commit frame is written and its commit not yet
+  // complete (it completes at COMMIT_PHASETWO).
+  bool commit_in_flight = false;
+  uint64_t generation = 0;
+  Position position;
 };
 
 struct GateStats {
@@ -101,7 +122,7 @@ class Database {
   static constexpr size_t kEventCapacity = 4096;
 
   Database(Context* context, uint64_t id, std::string path, FileId file_id,
-           std::string vfs_name);
+           std::string vfs_name, sqlite3_vfs* base_vfs);
   Database(const Database&) = delete;
   Database& operator=(const Database&) = delete;
 
@@ -109,6 +130,9 @@ class Database {
   const std::string& path() const { return path_; }
   FileId file_id() const { return file_id_; }
   const std::string& vfs_name() const { return vfs_name_; }
+  // The VFS below the shim that opened the database: quiesce reads through
+  // it where it cannot open a connection (exclusive locking mode).
+  sqlite3_vfs* base_vfs() const { return base_vfs_; }
   Context* context() const { return context_; }
   Counters& counters() { return counters_; }
 
@@ -141,6 +165,9 @@ class Database {
   // main-database handle dropped to SHARED or below (a transaction ended).
   void OnMainWritten() { db_written_.store(true, std::memory_order_relaxed); }
   void OnJournalWritten() QUIESCE_EXCLUDES(mu);
+  // The journal's header was read: a rollback is playing it back (the only
+  // read of a journal's header while its transaction is open).
+  void OnJournalHeaderRead() QUIESCE_EXCLUDES(mu);
   void OnMainUnlocked() QUIESCE_REQUIRES(mu);
   // The journal ended in this way (tells DELETE / TRUNCATE / PERSIST apart).
   void OnJournalFinalized(JournalMode how) QUIESCE_EXCLUDES(mu);
@@ -161,7 +188,24 @@ class Database {
                                uint32_t salt1, uint32_t salt2)
       QUIESCE_EXCLUDES(mu);
 
+  // Exclusive locking mode (no lock calls between transactions): every
+  // write and truncate of the database file or its WAL by the host passes
+  // here, so that a closed write gate can hold back those that would change
+  // what a raw copy reads. Cheap to ask; the rest only in that mode.
+  bool exclusive_writes() const {
+    return exclusive_writes_.load(std::memory_order_relaxed);
+  }
+  void BeginExclusiveWrite(WriteTarget target, int64_t offset)
+      QUIESCE_EXCLUDES(mu);
+  void EndExclusiveWrite(WriteTarget target, bool written)
+      QUIESCE_EXCLUDES(mu);
+
   // --- consistent copies ----------------------------------------------------
+  CommittedState Committed() QUIESCE_EXCLUDES(mu);
+  // While the exclusive write gate is closed: WAL writes and truncates below
+  // `bytes` wait, the rest (frames appended past the copied prefix) go
+  // ahead. It closes holding back every WAL write until this is said.
+  void SetWalGuard(uint64_t bytes) QUIESCE_EXCLUDES(mu);
   // WAL: the point named by the wal-index header, read through quiesce's
   // own handle while no handle of this process holds WRITE (a commit that
   // published its header but has not released WRITE is not yet counted).
@@ -223,10 +267,19 @@ class Database {
   bool Idle(const ShimFile* f) const QUIESCE_REQUIRES(mu);
   bool GateHoldsBack(const ShimFile* f, bool shm, int offset, int flags,
                      int level) QUIESCE_REQUIRES(mu);
+  bool ExclusiveWriteHeldBack(WriteTarget target, int64_t offset)
+      QUIESCE_REQUIRES(mu);
+  // The exclusive write gate's drain is not done: a write is under way, or
+  // a rollback transaction has written the database file.
+  bool ExclusiveWritesBusy() const QUIESCE_REQUIRES(mu);
+  void SetLockingModeLocked(LockingMode mode) QUIESCE_REQUIRES(mu);
   // The first host handle that keeps the gate from draining, or null.
   const ShimFile* DrainBlocker() const QUIESCE_REQUIRES(mu);
-  // Waits at a closed gate until it opens, the lease ends, or the deadline.
-  void WaitAtGate(Clock::time_point deadline) QUIESCE_REQUIRES(mu);
+  // Waits while the gate is not open and held_back() says so, until the
+  // lease ends or the deadline.
+  template <typename HeldBack>
+  void WaitAtGate(HeldBack held_back, Clock::time_point deadline)
+      QUIESCE_REQUIRES(mu);
   void OpenGateLocked(bool revoked) QUIESCE_REQUIRES(mu);
   template <typename Conflicts>
   bool AwaitOwn(Conflicts conflicts, Clock::time_point deadline)
@@ -237,6 +290,7 @@ class Database {
   const std::string path_;
   const FileId file_id_;
   const std::string vfs_name_;
+  sqlite3_vfs* const base_vfs_;
   Counters counters_;
   std::atomic<bool> host_foreign_keys_{false};
 
@@ -266,6 +320,19 @@ class Database {
   uint32_t pending_commit_pages_ QUIESCE_GUARDED_BY(mu) = 0;
   uint32_t pending_salt1_ QUIESCE_GUARDED_BY(mu) = 0;
   uint32_t pending_salt2_ QUIESCE_GUARDED_BY(mu) = 0;
+
+  // Exclusive locking mode's write gate: mirrors locking_mode_ for the
+  // write path; writes admitted and not yet returned; whether a rollback
+  // transaction has written the database file since its journal last ended
+  // (and since when); the WAL offset below which writes wait.
+  std::atomic<bool> exclusive_writes_{false};
+  int writes_in_flight_ QUIESCE_GUARDED_BY(mu) = 0;
+  bool excl_db_dirty_ QUIESCE_GUARDED_BY(mu) = false;
+  // The open transaction's journal was played back (it is rolling back):
+  // its journal's end ends it, where a commit ends at COMMIT_PHASETWO.
+  bool journal_played_back_ QUIESCE_GUARDED_BY(mu) = false;
+  Clock::time_point excl_dirty_since_ QUIESCE_GUARDED_BY(mu);
+  uint64_t wal_guard_ QUIESCE_GUARDED_BY(mu) = 0;
 
   // The gate. kOpen: everything passes. kClosing: new host transactions
   // wait while in-flight ones drain. kClosed: a quiescent point.

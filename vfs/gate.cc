@@ -86,6 +86,8 @@ const ShimFile* Database::DrainBlocker() const {
 bool Database::GateHoldsBack(const ShimFile* f, bool shm, int offset,
                              int flags, int level) {
   if (gate_ == GateState::kOpen || f->own || !Idle(f)) return false;
+  // The write gate holds back writes, never a lock: reads go on.
+  if (drain_ == Drain::kExclusiveWrites) return false;
   if (shm) {
     const bool exclusive = flags & SQLITE_SHM_EXCLUSIVE;
     // An EXCLUSIVE probe for a read mark is followed by the SHARED request
@@ -106,11 +108,12 @@ bool Database::GateHoldsBack(const ShimFile* f, bool shm, int offset,
   return true;
 }
 
-void Database::WaitAtGate(Clock::time_point deadline) {
+template <typename HeldBack>
+void Database::WaitAtGate(HeldBack held_back, Clock::time_point deadline) {
   const Clock::time_point start = Clock::now();
   ++waiters_;
   ++gate_stats_.waits;
-  while (gate_ != GateState::kOpen) {
+  while (gate_ != GateState::kOpen && held_back()) {
     const Clock::time_point now = Clock::now();
     if (gate_ == GateState::kClosed && now >= closed_until_) {
       // The lease ran out and nobody reopened: revoke it here, so that no
@@ -140,14 +143,70 @@ void Database::WaitAtGate(Clock::time_point deadline) {
 void Database::AdmitShmLock(ShimFile* f, int offset, int /*n*/, int flags) {
   if (flags & SQLITE_SHM_UNLOCK) return;
   if (GateHoldsBack(f, /*shm=*/true, offset, flags, 0)) {
-    WaitAtGate(Clock::now() + max_stall_);
+    WaitAtGate([] { return true; }, Clock::now() + max_stall_);
   }
 }
 
 void Database::AdmitLock(ShimFile* f, int level) {
   if (GateHoldsBack(f, /*shm=*/false, 0, 0, level)) {
-    WaitAtGate(Clock::now() + max_stall_);
+    WaitAtGate([] { return true; }, Clock::now() + max_stall_);
   }
+}
+
+// --- the write gate of exclusive locking mode ------------------------------
+// SQLite takes no lock between transactions there, so there is nothing to
+// hold back at the lock calls; what must not happen during a raw copy is a
+// change to the bytes it reads. Writes wait instead, each bounded like any
+// wait at the gate. Waiting inside a write is safe here because no other
+// connection can need what the writer holds (it holds the database file
+// exclusively), and quiesce never waits for the host while the gate is shut.
+
+bool Database::ExclusiveWriteHeldBack(WriteTarget target, int64_t offset) {
+  if (gate_ == GateState::kOpen || drain_ != Drain::kExclusiveWrites) {
+    return false;
+  }
+  if (target == WriteTarget::kWal) {
+    return static_cast<uint64_t>(offset) < wal_guard_;
+  }
+  // The database file: a rollback transaction that has already written it
+  // must finish (the drain waits for it); every other write waits. In WAL
+  // mode these are checkpoints, which may stop anywhere: every page they
+  // write has a frame in the copied WAL prefix.
+  return journal_mode_ == JournalMode::kWal || !excl_db_dirty_;
+}
+
+bool Database::ExclusiveWritesBusy() const {
+  return writes_in_flight_ > 0 ||
+         (journal_mode_ != JournalMode::kWal && excl_db_dirty_);
+}
+
+void Database::BeginExclusiveWrite(WriteTarget target, int64_t offset) {
+  MutexLock lock(&mu);
+  if (ExclusiveWriteHeldBack(target, offset)) {
+    WaitAtGate(
+        [&]() QUIESCE_REQUIRES(mu) {
+          return ExclusiveWriteHeldBack(target, offset);
+        },
+        Clock::now() + max_stall_);
+  }
+  ++writes_in_flight_;
+}
+
+void Database::EndExclusiveWrite(WriteTarget target, bool written) {
+  MutexLock lock(&mu);
+  --writes_in_flight_;
+  if (written && target == WriteTarget::kMain &&
+      journal_mode_ != JournalMode::kWal && !excl_db_dirty_) {
+    excl_db_dirty_ = true;
+    excl_dirty_since_ = Clock::now();
+  }
+  if (gate_ == GateState::kClosing) gate_cv_.SignalAll();
+}
+
+void Database::SetWalGuard(uint64_t bytes) {
+  MutexLock lock(&mu);
+  wal_guard_ = bytes;
+  gate_cv_.SignalAll();
 }
 
 template <typename Conflicts>
@@ -237,17 +296,36 @@ Result<uint64_t> Database::CloseGate(Drain level, bool readers_may_proceed,
   gate_ = GateState::kClosing;
   drain_ = level;
   readers_may_proceed_ = readers_may_proceed;
-  while (const ShimFile* blocker = DrainBlocker()) {
+  const bool write_gate = level == Drain::kExclusiveWrites;
+  wal_guard_ = UINT64_MAX;  // until the copy says which prefix it reads
+  for (;;) {
+    const ShimFile* blocker = write_gate ? nullptr : DrainBlocker();
+    if (blocker == nullptr && !(write_gate && ExclusiveWritesBusy())) break;
     if (Clock::now() >= drain_deadline) {
       char message[256];
-      std::snprintf(
-          message, sizeof(message),
-          "the host did not finish in time: handle %llu holds %s since "
-          "%llu ms",
-          static_cast<unsigned long long>(blocker->handle_id),
-          DescribeLocks(blocker).c_str(),
-          static_cast<unsigned long long>(
-              Micros(Clock::now() - blocker->held_since) / 1000));
+      if (blocker != nullptr) {
+        std::snprintf(
+            message, sizeof(message),
+            "the host did not finish in time: handle %llu holds %s since "
+            "%llu ms",
+            static_cast<unsigned long long>(blocker->handle_id),
+            DescribeLocks(blocker).c_str(),
+            static_cast<unsigned long long>(
+                Micros(Clock::now() - blocker->held_since) / 1000));
+      } else if (writes_in_flight_ > 0) {
+        std::snprintf(message, sizeof(message),
+                      "the host did not finish in time: %d writes to the "
+                      "database files did not return",
+                      writes_in_flight_);
+      } else {
+        std::snprintf(
+            message, sizeof(message),
+            "the host did not finish in time: a write transaction "
+            "(locking_mode=EXCLUSIVE) has had the database file written "
+            "for %llu ms without committing or rolling back",
+            static_cast<unsigned long long>(
+                Micros(Clock::now() - excl_dirty_since_) / 1000));
+      }
       ++gate_stats_.drain_timeouts;
       OpenGateLocked(/*revoked=*/false);
       return Error{ErrorCode::kTimeout, message};

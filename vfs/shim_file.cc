@@ -67,6 +67,10 @@ int ShimRead(sqlite3_file* file, void* buf, int amt, sqlite3_int64 offset) {
       amt >= 20) {
     f->db->OnFileFormatSeen(static_cast<const unsigned char*>(buf)[18]);
   }
+  if (rc == SQLITE_OK && f->kind == FileKind::kMainJournal && offset == 0 &&
+      amt >= 8) {
+    f->db->OnJournalHeaderRead();
+  }
   if (rc == SQLITE_OK && f->kind == FileKind::kMainDb && offset <= 24 &&
       offset + amt >= 28) {
     f->db->OnRollbackHeaderSeen(
@@ -117,11 +121,40 @@ void SnoopWalWrite(ShimFile* f, const void* buf, int amt,
                                  Big32(p + 12));
 }
 
+// Exclusive locking mode: the host's writes to the database file and its
+// WAL pass the write gate (Database::BeginExclusiveWrite). Elsewhere a
+// relaxed load and a branch.
+class WriteGatePass {
+ public:
+  WriteGatePass(ShimFile* f, sqlite3_int64 offset)
+      : db_((f->kind == FileKind::kMainDb || f->kind == FileKind::kWal) &&
+                    !f->own && f->db->exclusive_writes()
+                ? f->db.get()
+                : nullptr),
+        target_(f->kind == FileKind::kWal ? WriteTarget::kWal
+                                          : WriteTarget::kMain) {
+    if (db_ != nullptr) db_->BeginExclusiveWrite(target_, offset);
+  }
+  void Done(int rc) {
+    if (db_ != nullptr) db_->EndExclusiveWrite(target_, rc == SQLITE_OK);
+    db_ = nullptr;
+  }
+  ~WriteGatePass() { Done(SQLITE_IOERR); }
+  WriteGatePass(const WriteGatePass&) = delete;
+  WriteGatePass& operator=(const WriteGatePass&) = delete;
+
+ private:
+  Database* db_;
+  const WriteTarget target_;
+};
+
 int ShimWrite(sqlite3_file* file, const void* buf, int amt,
               sqlite3_int64 offset) {
   ShimFile* f = Shim(file);
   sqlite3_file* real = f->real();
+  WriteGatePass pass(f, offset);
   const int rc = real->pMethods->xWrite(real, buf, amt, offset);
+  pass.Done(rc);
   if (rc != SQLITE_OK || f->kind == FileKind::kOther) return rc;
   f->db->counters().bytes_written.fetch_add(static_cast<uint64_t>(amt),
                                             std::memory_order_relaxed);
@@ -154,7 +187,9 @@ int ShimWrite(sqlite3_file* file, const void* buf, int amt,
 int ShimTruncate(sqlite3_file* file, sqlite3_int64 size) {
   ShimFile* f = Shim(file);
   sqlite3_file* real = f->real();
+  WriteGatePass pass(f, size);
   const int rc = real->pMethods->xTruncate(real, size);
+  pass.Done(rc);
   if (rc == SQLITE_OK && size == 0 && f->kind == FileKind::kMainJournal) {
     f->db->OnJournalFinalized(JournalMode::kTruncate);
   }

@@ -55,7 +55,7 @@ void Attach(Shim* shim, ShimFile* f, const char* name, int flags) {
     if (stat(name, &st) != 0) return;
     f->own = OpeningOwnConnection();
     f->db = shim->context->AttachMain(name, FileId{st.st_dev, st.st_ino},
-                                      shim->name, f->own);
+                                      shim->name, shim->base, f->own);
     f->kind = FileKind::kMainDb;
     f->handle_id = shim->context->NextHandleId();
     MutexLock lock(&f->db->mu);

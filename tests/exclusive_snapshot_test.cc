@@ -1,0 +1,439 @@
+// Snapshots of databases the host opened with locking_mode=EXCLUSIVE, where
+// no second connection can read: the write gate closes at a commit
+// boundary and the files are copied raw. Each image must hold exactly the
+// commits up to the generation it reports, while the host keeps writing and
+// never sees an error.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "context.h"
+#include "image_check.h"
+#include "snapshot.h"
+#include "support.h"
+
+namespace quiesce::testing {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string Insert(int64_t n, int pad) {
+  return "INSERT INTO seq VALUES (" + std::to_string(n) + ", randomblob(" +
+         std::to_string(pad) + "))";
+}
+
+// Polls `done` for up to 20 s: a bound on a wait for another thread, not a
+// timing assertion.
+template <typename Done>
+bool Eventually(Done done) {
+  const auto give_up = Clock::now() + std::chrono::seconds(20);
+  while (!done()) {
+    if (Clock::now() >= give_up) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return true;
+}
+
+class ExclusiveSnapshotTest : public ::testing::TestWithParam<const char*> {
+ protected:
+  void SetUp() override {
+    path_ = dir_.File("excl.db");
+    host_ = std::make_unique<Conn>(path_);
+    // Exclusive before WAL: the wal-index lives in heap memory and SQLite
+    // makes no shared-memory calls at all.
+    host_->Must("PRAGMA locking_mode=EXCLUSIVE");
+    host_->Must(std::string("PRAGMA journal_mode=") + GetParam());
+    host_->Must("CREATE TABLE seq(n INTEGER PRIMARY KEY, pad BLOB)");
+    base_ = Info(path_).generation;
+  }
+  bool wal() const { return std::string(GetParam()) == "wal"; }
+  // The checkpoint reports busy in its first column.
+  int Checkpoint(const char* kind) {
+    return static_cast<int>(
+        host_->Int(std::string("PRAGMA wal_checkpoint(") + kind + ")"));
+  }
+
+  TempDir dir_;
+  std::string path_;
+  std::unique_ptr<Conn> host_;
+  uint64_t base_ = 0;
+};
+
+TEST_P(ExclusiveSnapshotTest, ImageHoldsExactlyTheCommittedState) {
+  ASSERT_EQ(Info(path_).locking_mode, LockingMode::kExclusive);
+  for (int n = 1; n <= 50; ++n) host_->Must(Insert(n, 700));
+  const std::string image = dir_.File("snap.db");
+  auto r = SnapshotTo(path_, image);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(CheckImage(image), 50);
+  const DatabaseInfo info = Info(path_);
+  EXPECT_EQ(r.value().point.generation, base_ + 50);
+  EXPECT_EQ(r.value().point.generation, info.generation);
+  EXPECT_EQ(r.value().point.position, info.position);
+  EXPECT_EQ(r.value().sha256, FileSha256(image));
+  EXPECT_EQ(r.value().bytes,
+            uint64_t{r.value().page_count} * r.value().point.page_size);
+  if (wal()) {
+    EXPECT_GT(r.value().wal_frames, 0u);
+  }
+  // The gate is open again: the host writes and checkpoints at once.
+  host_->Must(Insert(51, 10));
+  if (wal()) {
+    EXPECT_EQ(Checkpoint("TRUNCATE"), 0);
+  }
+  EXPECT_FALSE(Info(path_).gate_closed);
+}
+
+TEST_P(ExclusiveSnapshotTest, ConsistentWhileTheHostCommitsAndCheckpoints) {
+  std::atomic<bool> stop{false};
+  std::atomic<int> host_errors{0};
+  std::atomic<int64_t> committed{0};
+  // The host's one connection, used from its own thread.
+  std::thread writer([&] {
+    const char* const kCheckpoints[] = {"PASSIVE", "FULL", "RESTART",
+                                        "TRUNCATE"};
+    host_->Must("PRAGMA wal_autocheckpoint=20; PRAGMA cache_size=10");
+    for (int64_t n = 1; !stop.load(); ++n) {
+      if (host_->Exec("BEGIN; " + Insert(n, 100 + (n * 37) % 6000) +
+                      "; COMMIT") != SQLITE_OK) {
+        ++host_errors;
+        break;
+      }
+      committed = n;
+      if (wal() && n % 25 == 0 &&
+          Checkpoint(kCheckpoints[(n / 25) % 4]) != 0) {
+        ++host_errors;
+      }
+    }
+  });
+  int snapshots = 0;
+  int64_t last = 0;
+  // At least 15 snapshots and 400 commits (a bound on the loop, not a
+  // timing assertion).
+  const auto give_up = Clock::now() + std::chrono::seconds(120);
+  while ((snapshots < 15 || committed.load() < 400) && host_errors == 0 &&
+         Clock::now() < give_up) {
+    const std::string image = dir_.File("s" + std::to_string(snapshots));
+    auto r = SnapshotTo(path_, image);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    const int64_t k = CheckImage(image);
+    EXPECT_EQ(static_cast<uint64_t>(k) + base_, r.value().point.generation);
+    EXPECT_GE(k, last);
+    last = k;
+    std::remove(image.c_str());
+    ++snapshots;
+  }
+  stop = true;
+  writer.join();
+  EXPECT_EQ(host_errors.load(), 0);
+  EXPECT_GE(committed.load(), 400);
+  EXPECT_EQ(Info(path_).gate.stall_timeouts, 0u);
+}
+
+// While the copy runs: in WAL mode host commits append frames past the
+// copied prefix and go on, and a checkpoint (which writes the database
+// file) waits; in rollback mode a commit waits. Either way the image is the
+// state at the point, and the host's statements succeed.
+TEST_P(ExclusiveSnapshotTest, WritesThatWouldChangeTheCopyWaitForIt) {
+  host_->Must(Insert(1, 400000));  // more than a pipe holds
+  const uint64_t point = Info(path_).generation;
+  int pipe_fds[2];
+  ASSERT_EQ(pipe(pipe_fds), 0);
+  std::atomic<bool> snapshot_done{false};
+  Result<SnapshotResult> result = Error{ErrorCode::kInternal, "not run"};
+  std::thread snapshot([&] {
+    result = WriteSnapshot(*Find(path_), pipe_fds[1], Within(30));
+    close(pipe_fds[1]);
+    snapshot_done = true;
+  });
+  // The first bytes in the pipe: the point is pinned, and the copy is
+  // stuck until someone reads.
+  pollfd p{pipe_fds[0], POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 20000), 1);
+  const uint64_t waits_before = Info(path_).gate.waits;
+  std::atomic<int> rc{-1};
+  std::thread host([&] {
+    if (wal()) {
+      // Not held back: returns while the copy is still stuck.
+      host_->Must(Insert(2, 100));
+      EXPECT_FALSE(snapshot_done.load());
+      rc = Checkpoint("TRUNCATE");  // held back until the copy ends
+    } else {
+      rc = host_->Exec(Insert(2, 100));  // held back until the copy ends
+    }
+  });
+  EXPECT_TRUE(Eventually([&] { return Info(path_).gate.waits > waits_before; }))
+      << "no host write waited at the gate";
+  EXPECT_EQ(rc.load(), -1) << "a write went ahead during the copy";
+  const std::string image = dir_.File("image.db");
+  {
+    FILE* out = fopen(image.c_str(), "wb");
+    char buf[65536];
+    ssize_t n;
+    while ((n = read(pipe_fds[0], buf, sizeof(buf))) > 0) {
+      fwrite(buf, 1, static_cast<size_t>(n), out);
+    }
+    fclose(out);
+  }
+  snapshot.join();
+  host.join();
+  close(pipe_fds[0]);
+  ASSERT_TRUE(result.ok()) << result.error().message;
+  EXPECT_EQ(rc.load(), 0);
+  EXPECT_EQ(result.value().point.generation, point);
+  EXPECT_EQ(CheckImage(image), 1);
+  EXPECT_EQ(host_->Int("SELECT count(*) FROM seq"), 2);
+  EXPECT_EQ(Info(path_).gate.stall_timeouts, 0u);
+}
+
+TEST_P(ExclusiveSnapshotTest, OutputErrorsReopenTheGate) {
+  host_->Must(Insert(1, 100000));
+  const int full = open("/dev/full", O_WRONLY);
+  ASSERT_GE(full, 0);
+  auto r = WriteSnapshot(*Find(path_), full, Within(10));
+  close(full);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ErrorCode::kIoError) << r.error().message;
+  EXPECT_FALSE(Info(path_).gate_closed);
+  host_->Must(Insert(2, 10));
+  if (wal()) {
+    EXPECT_EQ(Checkpoint("TRUNCATE"), 0);
+  }
+}
+
+TEST_P(ExclusiveSnapshotTest, AClientThatStopsReadingTimesOut) {
+  host_->Must(Insert(1, 300000));
+  int pipe_fds[2];
+  ASSERT_EQ(pipe(pipe_fds), 0);  // nobody reads pipe_fds[0]
+  SnapshotOptions opt;
+  opt.deadline = Clock::now() + std::chrono::milliseconds(300);
+  auto r = WriteSnapshot(*Find(path_), pipe_fds[1], opt);
+  close(pipe_fds[0]);
+  close(pipe_fds[1]);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ErrorCode::kTimeout) << r.error().message;
+  EXPECT_FALSE(Info(path_).gate_closed);
+  host_->Must(Insert(2, 10));
+  if (wal()) {
+    EXPECT_EQ(Checkpoint("TRUNCATE"), 0);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, ExclusiveSnapshotTest,
+                         ::testing::Values("wal", "delete", "truncate",
+                                           "persist", "memory"));
+
+// A rollback transaction that has written the database file (a spill) must
+// end before the point: the drain waits for it, and says what held it.
+TEST(ExclusiveSnapshot, AnOpenTransactionThatWroteTheFileHoldsTheDrain) {
+  TempDir dir;
+  const std::string path = dir.File("spill.db");
+  Conn host(path);
+  host.Must("PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=PERSIST; "
+            "PRAGMA cache_size=5");
+  host.Must("CREATE TABLE seq(n INTEGER PRIMARY KEY, pad BLOB)");
+  host.Must(Insert(1, 100));
+  host.Must("BEGIN");
+  for (int n = 2; n <= 200; ++n) host.Must(Insert(n, 3000));  // spills
+  SnapshotOptions opt;
+  opt.deadline = Clock::now() + std::chrono::milliseconds(300);
+  auto r = WriteSnapshot(*Find(path), STDERR_FILENO, opt);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ErrorCode::kTimeout);
+  EXPECT_NE(r.error().message.find("locking_mode=EXCLUSIVE"),
+            std::string::npos)
+      << r.error().message;
+  host.Must("COMMIT");
+  const std::string image = dir.File("after.db");
+  auto after = SnapshotTo(path, image);
+  ASSERT_TRUE(after.ok()) << after.error().message;
+  EXPECT_EQ(CheckImage(image), 200);
+  // A rolled-back spill ends the transaction too.
+  host.Must("BEGIN");
+  for (int n = 201; n <= 400; ++n) host.Must(Insert(n, 3000));
+  host.Must("ROLLBACK");
+  auto rolled_back = SnapshotTo(path, image);
+  ASSERT_TRUE(rolled_back.ok()) << rolled_back.error().message;
+  EXPECT_EQ(CheckImage(image), 200);
+}
+
+// The host opened a WAL database whose commits are still in the WAL (from
+// an earlier session) and has not committed since: the shim saw no commit,
+// and the cut is what the host's own recovery found.
+TEST(ExclusiveSnapshot, CommitsFromAnEarlierSessionAreFoundInTheWal) {
+  TempDir dir;
+  const std::string earlier = dir.File("earlier.db");
+  const std::string path = dir.File("reopened.db");
+  {
+    Conn writer(earlier, "unix");
+    writer.Must("PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0; "
+                "PRAGMA cache_size=5");
+    writer.Must("CREATE TABLE seq(n INTEGER PRIMARY KEY, pad BLOB)");
+    for (int n = 1; n <= 30; ++n) writer.Must(Insert(n, 2000));
+    // A rolled-back transaction that spilled: valid frames past the last
+    // commit, with no commit frame of their own.
+    writer.Must("BEGIN");
+    for (int n = 31; n <= 90; ++n) writer.Must(Insert(n, 3000));
+    writer.Must("ROLLBACK");
+    // Copy the files while the writer is idle and still has them open
+    // (its close would checkpoint them away).
+    std::filesystem::copy_file(earlier, path);
+    std::filesystem::copy_file(earlier + "-wal", path + "-wal");
+  }
+  Conn host(path);
+  host.Must("PRAGMA locking_mode=EXCLUSIVE");
+  ASSERT_EQ(host.Int("SELECT count(*) FROM seq"), 30);  // runs recovery
+  const uint64_t generation = Info(path).generation;
+  const std::string image = dir.File("image.db");
+  auto r = SnapshotTo(path, image);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(CheckImage(image), 30);
+  EXPECT_EQ(r.value().point.generation, generation);
+  EXPECT_TRUE(r.value().point.position.wal);
+  EXPECT_GT(r.value().point.position.mx_frame, 30u);
+  EXPECT_GT(r.value().wal_frames, 0u);
+  // The host goes on from there.
+  host.Must(Insert(31, 10));
+  auto next = SnapshotTo(path, image);
+  ASSERT_TRUE(next.ok()) << next.error().message;
+  EXPECT_EQ(CheckImage(image), 31);
+  EXPECT_EQ(next.value().point.generation, generation + 1);
+}
+
+// The host closes its connection during a copy: in WAL mode its close
+// checkpoints (which waits for the copy) and deletes the WAL; the copy
+// reads its own descriptors and finishes.
+TEST(ExclusiveSnapshot, TheHostClosingMidSnapshotIsHarmless) {
+  TempDir dir;
+  const std::string path = dir.File("closing.db");
+  auto host = std::make_unique<Conn>(path);
+  host->Must("PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL");
+  host->Must("CREATE TABLE seq(n INTEGER PRIMARY KEY, pad BLOB)");
+  for (int n = 1; n <= 40; ++n) host->Must(Insert(n, 50000));
+  auto db = Find(path);
+  int pipe_fds[2];
+  ASSERT_EQ(pipe(pipe_fds), 0);
+  const std::string image = dir.File("closing.img");
+  std::thread reader([&] {  // a slow client
+    FILE* out = fopen(image.c_str(), "wb");
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(pipe_fds[0], buf, sizeof(buf))) > 0) {
+      fwrite(buf, 1, static_cast<size_t>(n), out);
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    fclose(out);
+  });
+  std::thread closer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    host.reset();
+  });
+  auto r = WriteSnapshot(*db, pipe_fds[1], Within(60));
+  close(pipe_fds[1]);
+  closer.join();
+  reader.join();
+  close(pipe_fds[0]);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(CheckImage(image), 40);
+  EXPECT_EQ(Context::Get()->FindByPath(path), nullptr);
+  // The close's checkpoint went through whole.
+  Conn check(path, "unix");
+  EXPECT_EQ(check.Int("SELECT count(*) FROM seq"), 40);
+  EXPECT_EQ(check.Text("PRAGMA integrity_check"), "ok");
+}
+
+// Random transactions of every kind from two host threads sharing the one
+// connection exclusive locking allows, while snapshots are taken in a loop:
+// every image holds exactly 1..k, k being its generation's count.
+class ExclusiveTortureTest : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(ExclusiveTortureTest, EveryImageIsTheCommitOfItsGeneration) {
+  const bool wal = std::string(GetParam()) == "wal";
+  TempDir dir;
+  const std::string path = dir.File("torture.db");
+  Conn c(path);
+  c.Must("PRAGMA locking_mode=EXCLUSIVE; PRAGMA auto_vacuum=INCREMENTAL");
+  c.Must(std::string("PRAGMA journal_mode=") + GetParam());
+  c.Must("PRAGMA journal_size_limit=65536; PRAGMA cache_size=20; "
+         "PRAGMA wal_autocheckpoint=50");
+  c.Must("CREATE TABLE seq(n INTEGER PRIMARY KEY, pad BLOB)");
+  const uint64_t base = Info(path).generation;
+  const char* seconds_env = std::getenv("QUIESCE_TORTURE_SECONDS");
+  const int seconds = seconds_env ? std::atoi(seconds_env) : 3;
+  const auto end = Clock::now() + std::chrono::seconds(seconds);
+  std::atomic<int> host_errors{0};
+  std::mutex serial;  // host writers are serialised, as Gecko's are
+  auto host = [&](int seed) {
+    unsigned x = static_cast<unsigned>(seed);
+    const char* const kCheckpoints[] = {"PASSIVE", "FULL", "RESTART",
+                                        "TRUNCATE"};
+    while (Clock::now() < end) {
+      x = x * 1103515245 + 12345;
+      const unsigned r = (x >> 16) % 100;
+      std::lock_guard<std::mutex> lock(serial);
+      std::string sql;
+      if (r < 50) {
+        sql = "BEGIN; INSERT INTO seq SELECT coalesce(max(n),0)+1, "
+              "randomblob(" + std::to_string(50 + x % 9000) +
+              ") FROM seq; COMMIT";
+      } else if (r < 65) {
+        sql = "BEGIN; INSERT INTO seq SELECT coalesce(max(n),0)+1, "
+              "randomblob(100) FROM seq; SAVEPOINT s; INSERT INTO seq "
+              "SELECT max(n)+1, randomblob(20000) FROM seq; ROLLBACK TO s; "
+              "RELEASE s; COMMIT";
+      } else if (r < 75) {
+        sql = "BEGIN; INSERT INTO seq SELECT coalesce(max(n),0)+1, "
+              "randomblob(60000) FROM seq; ROLLBACK";
+      } else if (r < 85) {
+        // Every commit adds the next number, the vacuum's pages included.
+        sql = "BEGIN; UPDATE seq SET pad = NULL WHERE n % 7 = " +
+              std::to_string(x % 7) + "; INSERT INTO seq SELECT max(n)+1, "
+              "NULL FROM seq; PRAGMA incremental_vacuum; COMMIT";
+      } else if (wal) {
+        if (c.Int(std::string("PRAGMA wal_checkpoint(") +
+                  kCheckpoints[x % 4] + ")") != 0) {
+          ++host_errors;
+        }
+        continue;
+      } else {
+        continue;
+      }
+      if (c.Exec(sql) != SQLITE_OK) {
+        ++host_errors;
+        c.Exec("ROLLBACK");
+      }
+    }
+  };
+  std::thread h1(host, 1), h2(host, 2);
+  int snapshots = 0;
+  while (Clock::now() < end) {
+    const std::string image = dir.File("t.img");
+    auto r = SnapshotTo(path, image);
+    EXPECT_TRUE(r.ok()) << r.error().message;
+    if (!r.ok()) break;  // the writers still stop at `end`
+    EXPECT_EQ(static_cast<uint64_t>(CheckImage(image)) + base,
+              r.value().point.generation);
+    ++snapshots;
+  }
+  h1.join();
+  h2.join();
+  EXPECT_EQ(host_errors.load(), 0);
+  EXPECT_GT(snapshots, 3);
+  EXPECT_EQ(Info(path).gate.stall_timeouts, 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, ExclusiveTortureTest,
+                         ::testing::Values("wal", "delete", "truncate",
+                                           "persist"));
+
+}  // namespace
+}  // namespace quiesce::testing
