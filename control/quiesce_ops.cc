@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "describe.h"
+#include "exclusive_point.h"
 #include "jobs.h"
 #include "lease.h"
 #include "inject.h"
@@ -216,6 +217,49 @@ int64_t FileSize(const std::string& path) {
   return stat(path.c_str(), &st) == 0 ? static_cast<int64_t>(st.st_size) : -1;
 }
 
+struct HoldPoint {
+  uint64_t token = 0;
+  json reply;  // generation, position, locking_mode, files
+};
+
+// Normal locking: the gate drains every host transaction and checkpoint,
+// and the files are stable as they are. locking_mode=EXCLUSIVE: the write
+// gate; the database file is stable, and of the WAL only its committed
+// prefix (host commits append past it), of the journal nothing.
+Result<HoldPoint> ReachHoldPoint(Database& db,
+                                 Job::Clock::time_point drain_deadline,
+                                 Job::Clock::time_point closed_until) {
+  HoldPoint hold;
+  const std::string& path = db.path();
+  if (db.Info().locking_mode == LockingMode::kExclusive) {
+    auto point = ReachExclusivePoint(db, drain_deadline, closed_until);
+    if (!point.ok()) return point.error();
+    const ExclusivePoint& at = point.value();
+    hold.token = at.token;
+    hold.reply = {{"generation", at.point.generation},
+                  {"position", DescribePosition(at.point.position)},
+                  {"locking_mode", "exclusive"},
+                  {"files",
+                   {{"db", at.db_bytes},
+                    {"wal", at.wal_bytes},
+                    {"journal", 0}}}};
+    return hold;  // the files quiesce opened close; the gate stays shut
+  }
+  auto token = db.CloseGate(Drain::kHold, /*readers_may_proceed=*/false,
+                            drain_deadline, closed_until);
+  if (!token.ok()) return token.error();
+  hold.token = token.value();
+  const DatabaseInfo info = db.Info();
+  hold.reply = {{"generation", info.generation},
+                {"position", DescribePosition(info.position)},
+                {"locking_mode", "normal"},
+                {"files",
+                 {{"db", FileSize(path)},
+                  {"wal", FileSize(path + "-wal")},
+                  {"journal", FileSize(path + "-journal")}}}};
+  return hold;
+}
+
 Outcome HoldOp(Call& call) {
   Outcome error;
   auto db = WritableDatabase(call, &error);
@@ -234,33 +278,25 @@ Outcome HoldOp(Call& call) {
   std::shared_ptr<Job> timer;
   Outcome outcome = Defer(call, [db, lease, id, lease_ms, drain_ms](Job& job) {
     const auto start = Job::Clock::now();
-    auto token = db->CloseGate(Drain::kHold, /*readers_may_proceed=*/false,
-                               start + milliseconds(drain_ms),
-                               start + milliseconds(lease_ms));
-    if (!token.ok()) {
-      job.Post(EncodeError(id, ToWire(token.error().code),
-                           token.error().message),
+    auto point = ReachHoldPoint(*db, start + milliseconds(drain_ms),
+                                start + milliseconds(lease_ms));
+    if (!point.ok()) {
+      job.Post(EncodeError(id, ToWire(point.error().code),
+                           point.error().message),
                true);
       return;
     }
-    if (!lease->Begin(token.value())) {
+    if (!lease->Begin(point.value().token)) {
       job.Post(EncodeError(id, ErrorCode::kBusy,
                            "released before the point was reached"),
                true);
       return;
     }
-    const DatabaseInfo info = db->Info();
-    const std::string& path = db->path();
-    job.Post(EncodeOk(
-        id, {{"db", db->id()},
-             {"path", path},
-             {"generation", info.generation},
-             {"position", DescribePosition(info.position)},
-             {"lease_ms", lease_ms},
-             {"files",
-              {{"db", FileSize(path)},
-               {"wal", FileSize(path + "-wal")},
-               {"journal", FileSize(path + "-journal")}}}}));
+    json result = point.value().reply;
+    result["db"] = db->id();
+    result["path"] = db->path();
+    result["lease_ms"] = lease_ms;
+    job.Post(EncodeOk(id, result));
     // The lease's timer: quiesce gives the point back at its end whatever
     // the client does, and says so.
     if (!job.Wait(start + milliseconds(lease_ms)) && lease->End()) {

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <filesystem>
 #include <thread>
 
 #include "server_fixture.h"
@@ -146,6 +147,74 @@ TEST_F(QuiesceOpsTest, HoldKeepsHostWritersWaitingUntilRelease) {
   EXPECT_EQ(Rows(), 2);
   EXPECT_EQ(Call(*client, "release", {{"hold", *held.id}}).error_code,
             "not_found");
+}
+
+// locking_mode=EXCLUSIVE, WAL: the hold names the database file and the
+// WAL's committed prefix; host commits append past it and go on, and a copy
+// of exactly those bytes is the database at the point.
+TEST_F(QuiesceOpsTest, AnExclusiveHoldNamesTheCommittedPrefix) {
+  path_ = dir_.File("excl.db");
+  host_ = std::make_unique<Conn>(path_);
+  host_->Must("PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL");
+  host_->Must("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)");
+  for (int i = 0; i < 10; ++i) {
+    host_->Must("INSERT INTO t(v) VALUES (randomblob(5000))");
+  }
+  StartServer({}, kWritable);
+  auto client = Connect();
+  const Message held = Call(*client, "hold", {{"db", path_}});
+  ASSERT_TRUE(held.ok) << held.error_message;
+  EXPECT_EQ(held.result["locking_mode"], "exclusive");
+  const auto db_bytes = held.result["files"]["db"].get<int64_t>();
+  const auto wal_bytes = held.result["files"]["wal"].get<int64_t>();
+  EXPECT_EQ(held.result["files"]["journal"].get<int64_t>(), 0);
+  EXPECT_GT(wal_bytes, 0);
+  host_->Must("INSERT INTO t(v) VALUES (1)");  // appends past the prefix
+  EXPECT_GT(static_cast<int64_t>(std::filesystem::file_size(path_ + "-wal")),
+            wal_bytes);
+  const std::string copy = dir_.File("copy.db");
+  std::filesystem::copy_file(path_, copy);
+  std::filesystem::copy_file(path_ + "-wal", copy + "-wal");
+  std::filesystem::resize_file(copy, static_cast<uintmax_t>(db_bytes));
+  std::filesystem::resize_file(copy + "-wal",
+                               static_cast<uintmax_t>(wal_bytes));
+  const Message released = Call(*client, "release", {{"hold", *held.id}});
+  ASSERT_TRUE(released.ok) << released.error_message;
+  EXPECT_TRUE(released.result["intact"].get<bool>());
+  Conn check(copy, "unix");
+  EXPECT_EQ(check.Text("PRAGMA integrity_check"), "ok");
+  EXPECT_EQ(check.Int("SELECT count(*) FROM t"), 10);
+  EXPECT_EQ(Rows(), 11);
+}
+
+// locking_mode=EXCLUSIVE, rollback journal: a host commit waits for the
+// release, then succeeds.
+TEST_F(QuiesceOpsTest, AnExclusiveHoldKeepsRollbackCommitsWaiting) {
+  path_ = dir_.File("excl.db");
+  host_ = std::make_unique<Conn>(path_);
+  host_->Must("PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=DELETE");
+  host_->Must("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)");
+  host_->Must("INSERT INTO t(v) VALUES (1)");
+  StartServer({}, kWritable);
+  auto client = Connect();
+  const Message held = Call(*client, "hold", {{"db", path_}});
+  ASSERT_TRUE(held.ok) << held.error_message;
+  EXPECT_EQ(held.result["files"]["db"].get<int64_t>(),
+            static_cast<int64_t>(std::filesystem::file_size(path_)));
+  const uint64_t waits = Info(path_).gate.waits;
+  std::atomic<int> rc{-1};
+  std::thread writer([&] { rc = host_->Exec("INSERT INTO t(v) VALUES (2)"); });
+  for (auto until = Clock::now() + std::chrono::seconds(10);
+       Info(path_).gate.waits == waits && Clock::now() < until;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  EXPECT_GT(Info(path_).gate.waits, waits) << "the commit did not wait";
+  EXPECT_EQ(rc.load(), -1) << "a host commit passed the closed gate";
+  const Message released = Call(*client, "release", {{"hold", *held.id}});
+  ASSERT_TRUE(released.ok) << released.error_message;
+  writer.join();
+  EXPECT_EQ(rc.load(), SQLITE_OK);
+  EXPECT_EQ(Rows(), 2);
 }
 
 TEST_F(QuiesceOpsTest, HoldAndInjectNeedWriteAccess) {
