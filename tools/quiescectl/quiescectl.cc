@@ -90,7 +90,9 @@ const Command kCommands[] = {
      "host writes it through a descriptor; quiescectl checks its SHA-256 and,\n"
      "with --verify, runs PRAGMA integrity_check on it. In WAL mode the host\n"
      "never waits; in rollback mode its writers wait for the copy, bounded.\n"
-     "FILE appears only when whole.\n"
+     "A database the host holds in locking_mode=EXCLUSIVE is copied raw while\n"
+     "the host writes that would change it wait. FILE appears only when\n"
+     "whole.\n"
      "\n"
      "  quiescectl snapshot 1 -o backup.db --verify\n"
      "  quiescectl --json snapshot ~/app/data.db -o /tmp/data.db\n",
@@ -100,7 +102,9 @@ const Command kCommands[] = {
      "stable) and runs COMMAND while it lasts, with QUIESCE_HOLD_DB,\n"
      "QUIESCE_HOLD_GENERATION, QUIESCE_HOLD_DB_SIZE, QUIESCE_HOLD_WAL_SIZE\n"
      "and QUIESCE_HOLD_LEASE_MS set. Host transactions wait meanwhile, so the\n"
-     "lease is short (the host caps it below its max stall). Exits with the\n"
+     "lease is short (the host caps it below its max stall). Copy exactly\n"
+     "the sizes given: under locking_mode=EXCLUSIVE host commits go on\n"
+     "appending to the WAL past QUIESCE_HOLD_WAL_SIZE. Exits with the\n"
      "command's status, or 5 when the lease ended first. Needs write access.\n"
      "\n"
      "  quiescectl hold 1 -- sh -c 'cp \"$QUIESCE_HOLD_DB\" /tmp/copy.db'\n",
