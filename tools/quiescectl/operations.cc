@@ -34,6 +34,12 @@ bool Errno(Failure* f, const std::string& what) {
   return Fail(f, kExitFailure, what + ": " + std::strerror(errno));
 }
 
+// A command's exit status as a shell reports it: its code, or 128 + the
+// signal that ended it.
+int ShellStatus(int status) {
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 // Sends a request and reads until its reply, handing events to on_event.
 bool Request(Client& client, const std::string& op, const json& args,
              const std::vector<int>& fds,
@@ -242,6 +248,7 @@ bool HoldAround(Client& client, const json& db, long lease_ms,
     setenv("QUIESCE_HOLD_LEASE_MS",
            std::to_string(reply.result.value("lease_ms", 0ll)).c_str(), 1);
     std::vector<char*> cargv;
+    cargv.reserve(argv.size() + 1);
     for (const std::string& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
     cargv.push_back(nullptr);
     execvp(cargv[0], cargv.data());
@@ -256,8 +263,7 @@ bool HoldAround(Client& client, const json& db, long lease_ms,
     int status = 0;
     const pid_t done = waitpid(pid, &status, WNOHANG);
     if (done == pid) {
-      *child_status = WIFEXITED(status) ? WEXITSTATUS(status)
-                                        : 128 + WTERMSIG(status);
+      *child_status = ShellStatus(status);
       break;
     }
     Message m;
@@ -265,7 +271,17 @@ bool HoldAround(Client& client, const json& db, long lease_ms,
     if (s == Client::Status::kOk && m.is_event && m.event == "revoked") {
       revoked = true;
     } else if (s == Client::Status::kClosed || s == Client::Status::kError) {
-      revoked = true;  // the host is gone: so is the point
+      // The host is gone: so is the point. Reading the connection again
+      // would return at once, every time: wait for the command alone
+      // instead of spinning until it ends.
+      revoked = true;
+      int status = 0;
+      pid_t waited = -1;
+      do {
+        waited = waitpid(pid, &status, 0);
+      } while (waited < 0 && errno == EINTR);
+      *child_status = waited == pid ? ShellStatus(status) : 127;
+      break;
     }
   }
   *result = reply.result;
