@@ -5,8 +5,8 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <cstring>
 
+#include "errno_text.h"
 #include "socket_path.h"
 
 namespace quiesce::control {
@@ -38,7 +38,7 @@ std::unique_ptr<Client> Client::Connect(
   UniqueFd fd = ConnectUnix(path, timeout_ms);
   if (!fd) {
     const int err = errno;
-    *error = "cannot connect to " + path + ": " + std::strerror(err);
+    *error = "cannot connect to " + path + ": " + ErrnoText(err);
     errno = err;
     return nullptr;
   }
@@ -68,7 +68,7 @@ Client::Status Client::Send(const std::string& op, const json& args,
   }
   if (!SendAll(fd_.get(), line, fds, timeout_ms)) {
     const int err = errno;
-    *error = std::string("send: ") + std::strerror(err);
+    *error = std::string("send: ") + ErrnoText(err);
     if (err == ETIMEDOUT) return Status::kTimeout;
     return err == EPIPE || err == ECONNRESET ? Status::kClosed
                                              : Status::kError;
@@ -106,7 +106,7 @@ Client::Status Client::ReadWire(Message* message, int timeout_ms,
     pollfd p{fd_.get(), POLLIN, 0};
     const int n = poll(&p, 1, MsLeft(deadline));
     if (n < 0 && errno != EINTR) {
-      *error = std::string("poll: ") + std::strerror(errno);
+      *error = std::string("poll: ") + ErrnoText(errno);
       return Status::kError;
     }
     if (n == 0) {
@@ -123,7 +123,7 @@ Client::Status Client::ReadWire(Message* message, int timeout_ms,
       case ReadResult::kError:
         *error = errno == ECONNRESET ? "the host reset the connection"
                                      : std::string("read: ") +
-                                           std::strerror(errno);
+                                           ErrnoText(errno);
         return errno == ECONNRESET ? Status::kClosed : Status::kError;
     }
   }

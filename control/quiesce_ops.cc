@@ -10,9 +10,9 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 
 #include "describe.h"
+#include "errno_text.h"
 #include "exclusive_point.h"
 #include "jobs.h"
 #include "lease.h"
@@ -136,7 +136,7 @@ quiesce::Result<std::string> ReadAll(int fd, size_t cap,
     if (errno != EAGAIN) {
       return quiesce::Error{quiesce::ErrorCode::kIoError,
                             std::string("reading a descriptor: ") +
-                                std::strerror(errno)};
+                                ErrnoText(errno)};
     }
     const auto left = std::chrono::duration_cast<milliseconds>(
         deadline - Job::Clock::now());

@@ -8,10 +8,10 @@
 #include <sys/socket.h>
 
 #include <algorithm>
-#include <cstring>
 #include <vector>
 
 #include "codec.h"
+#include "errno_text.h"
 #include "handlers.h"
 #include "watch.h"
 
@@ -45,7 +45,7 @@ std::unique_ptr<Server> Server::Start(Context* context, ServerOptions options,
     }
     UniqueFd wake(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (!wake) {
-      *error = std::string("eventfd: ") + std::strerror(errno);
+      *error = std::string("eventfd: ") + ErrnoText(errno);
       Unlisten(&listener);
       return nullptr;
     }
@@ -163,7 +163,7 @@ void Server::Loop() {
     }
     if (poll(polled.data(), polled.size(), PollTimeoutMs(now, next)) < 0) {
       if (errno == EINTR) continue;
-      Log(SQLITE_IOERR, std::string("poll: ") + std::strerror(errno));
+      Log(SQLITE_IOERR, std::string("poll: ") + ErrnoText(errno));
       return;
     }
     if (polled[0].revents & POLLIN) {
@@ -219,7 +219,7 @@ bool Server::Accept() {
     if (!fd) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
-      Log(SQLITE_IOERR, std::string("accept: ") + std::strerror(errno));
+      Log(SQLITE_IOERR, std::string("accept: ") + ErrnoText(errno));
       return false;
     }
     PeerCreds peer;

@@ -8,6 +8,8 @@
 #include <cstring>
 #include <thread>
 
+#include "errno_text.h"
+
 namespace quiesce::control {
 namespace {
 
@@ -16,7 +18,7 @@ constexpr int kBacklog = 16;
 constexpr int kProbeTimeoutMs = 200;
 
 std::string Errno(const std::string& what) {
-  return what + ": " + std::strerror(errno);
+  return what + ": " + ErrnoText(errno);
 }
 
 std::string DirName(const std::string& path) {
