@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -25,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "../number_flag.h"
 #include "context.h"
 #include "inject.h"
 #include "quiesce/quiesce.h"
@@ -424,7 +426,9 @@ int main(int argc, char** argv) {
   if (cmd == "child-backup" && argc == 4) return ChildBackup(argv[2], argv[3]);
   if (cmd == "child-vacuum" && argc == 4) return ChildVacuum(argv[2], argv[3]);
   if (cmd == "child-outside-writer" && argc == 4) {
-    return ChildOutsideWriter(argv[2], std::atoi(argv[3]));
+    const auto seconds = quiesce::tools::ParseNumber(argv[3], 0, INT_MAX);
+    if (!seconds) return 2;
+    return ChildOutsideWriter(argv[2], static_cast<int>(*seconds));
   }
   Options o;
   for (int i = 2; i < argc; ++i) {
@@ -433,11 +437,21 @@ int main(int argc, char** argv) {
       Usage(stderr);
       return 2;
     }
-    if (a == "--dir") o.dir = argv[++i];
-    else if (a == "--mb") o.mb = std::atoi(argv[++i]);
-    else if (a == "--seconds") o.seconds = std::atoi(argv[++i]);
-    else if (a == "--mode") o.mode = argv[++i];
-    else {
+    const char* value = argv[++i];
+    if (a == "--dir") {
+      o.dir = value;
+    } else if (a == "--mode") {
+      o.mode = value;
+    } else if (a == "--mb" || a == "--seconds") {
+      // --mb: at most 1 TiB, so that its rows (1,000 a MB) fit an int.
+      const auto n = quiesce::tools::ParseNumber(
+          value, 1, a == "--mb" ? (1 << 20) : INT_MAX);
+      if (!n) {
+        Usage(stderr);
+        return 2;
+      }
+      (a == "--mb" ? o.mb : o.seconds) = static_cast<int>(*n);
+    } else {
       Usage(stderr);
       return 2;
     }

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -17,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "../number_flag.h"
 #include "context.h"
 #include "gecko_host.h"
 #include "quiesce/quiesce.h"
@@ -154,18 +156,30 @@ int main(int argc, char** argv) {
       }
       return argv[++i];
     };
+    // A whole number from `min` up: anything else ends the run (exit 2).
+    auto number = [&](int min) -> int {
+      const char* text = next();
+      const auto n = quiesce::tools::ParseNumber(text, min, INT_MAX);
+      if (!n) {
+        std::fprintf(stderr,
+                     "hostsim: %s wants a whole number from %d, not '%s'\n",
+                     a.c_str(), min, text);
+        std::exit(2);
+      }
+      return static_cast<int>(*n);
+    };
     if (a == "--dir") opt.dir = next();
-    else if (a == "--commits") opt.commits = std::atoi(next());
-    else if (a == "--seconds") opt.load.seconds = std::max(0, std::atoi(next()));
+    else if (a == "--commits") opt.commits = number(0);
+    else if (a == "--seconds") opt.load.seconds = number(0);
     else if (a == "--socket") opt.socket = next();
-    else if (a == "--serve") opt.serve = std::atoi(next());
-    else if (a == "--rate") opt.rate = std::max(0, std::atoi(next()));
+    else if (a == "--serve") opt.serve = number(0);
+    else if (a == "--rate") opt.rate = number(0);
     else if (a == "--writable") opt.writable = true;
     else if (a == "--gecko") opt.gecko = true;
-    else if (a == "--origins") opt.load.origins = std::max(1, std::atoi(next()));
-    else if (a == "--body-size") opt.load.body_size = std::strtoul(next(), nullptr, 10);
-    else if (a == "--delete-every") opt.load.delete_every = std::max(0, std::atoi(next()));
-    else if (a == "--urls") opt.load.urls = std::max(0, std::atoi(next()));
+    else if (a == "--origins") opt.load.origins = number(1);
+    else if (a == "--body-size") opt.load.body_size = static_cast<size_t>(number(0));
+    else if (a == "--delete-every") opt.load.delete_every = number(0);
+    else if (a == "--urls") opt.load.urls = number(0);
     else if (a == "--log") opt.log = next();
     else if (a == "-h" || a == "--help") { Usage(stdout); return 0; }
     else { Usage(stderr); return 2; }

@@ -10,13 +10,16 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <climits>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <filesystem>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "../number_flag.h"
 #include "client.h"
 #include "context.h"
 #include "quiesce/quiesce.h"
@@ -109,14 +112,15 @@ class Watcher {
   std::thread thread_;
 };
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int Main(int argc, char** argv) {
   Options opt;
-  for (int i = 1; i + 1 < argc; i += 2) {
+  for (int i = 1; i < argc; i += 2) {
     const std::string a = argv[i];
-    if (a == "--commits") opt.commits = std::max(1, std::atoi(argv[i + 1]));
-    else if (a == "--rounds") opt.rounds = std::max(1, std::atoi(argv[i + 1]));
+    const auto n = i + 1 < argc
+                       ? quiesce::tools::ParseNumber(argv[i + 1], 1, INT_MAX)
+                       : std::nullopt;
+    if (n && a == "--commits") opt.commits = static_cast<int>(*n);
+    else if (n && a == "--rounds") opt.rounds = static_cast<int>(*n);
     else {
       std::fprintf(stderr, "usage: bench_watch [--commits N] [--rounds R]\n");
       return 2;
@@ -180,4 +184,17 @@ int main(int argc, char** argv) {
               Percentile(latency, 0.5), Percentile(latency, 0.99),
               latency.size());
   return latency.size() == watched.size() ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // A failed allocation or filesystem call ends the run with its message,
+  // not with std::terminate.
+  try {
+    return Main(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_watch: %s\n", e.what());
+    return 1;
+  }
 }
