@@ -38,6 +38,11 @@ pid_t StartHost(const std::string& dir, const std::string& sock) {
   return pid;
 }
 
+// Waits until the host serves db with its table in place: status answers
+// as soon as the host has opened the database, before its setup
+// (journal_mode=wal, which may count as a commit, then CREATE TABLE t) has
+// committed, and a kill in between left no table t to count. A generation
+// of 2 is past both.
 std::unique_ptr<Client> ConnectWhenServing(const std::string& sock,
                                            const std::string& db) {
   for (auto until = Clock::now() + std::chrono::seconds(20);
@@ -49,7 +54,7 @@ std::unique_ptr<Client> ConnectWhenServing(const std::string& sock,
     Message reply;
     if (client->Call("status", {{"db", db}}, &reply, 2000, &error) ==
             Client::Status::kOk &&
-        reply.ok) {
+        reply.ok && reply.result.value("generation", int64_t{0}) >= 2) {
       return client;
     }
   }
