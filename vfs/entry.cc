@@ -54,11 +54,17 @@ void StartServer(const Config& config) {
   Context* context = Context::Get();
   control::ServerOptions options;
   options.create_dir = config.socket->empty();
-  options.socket = options.create_dir
-                       ? control::DefaultSocketPath(
-                             std::getenv("XDG_RUNTIME_DIR"), getpid(),
-                             geteuid())
-                       : *config.socket;
+  if (options.create_dir) {
+    // Read at registration, like the rest of the environment
+    // (ConfigFromEnv): getenv races only with a setenv on another thread,
+    // which would race with SQLite's own getenv calls as much.
+    // NOLINTNEXTLINE(concurrency-mt-unsafe)
+    const char* runtime_dir = std::getenv("XDG_RUNTIME_DIR");
+    options.socket =
+        control::DefaultSocketPath(runtime_dir, getpid(), geteuid());
+  } else {
+    options.socket = *config.socket;
+  }
   options.policy = {geteuid(), config.allow_uids, config.writable};
   std::string error;
   g_server = control::Server::Start(context, std::move(options), &error)

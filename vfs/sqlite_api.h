@@ -70,6 +70,7 @@ namespace quiesce {
   X(uri_parameter)
 
 struct SqliteApi {
+// NOLINTNEXTLINE(bugprone-macro-parentheses): name is pasted and declared
 #define QUIESCE_API_MEMBER(name) decltype(&::sqlite3_##name) name = nullptr;
   QUIESCE_SQLITE_FUNCTIONS(QUIESCE_API_MEMBER)
 #undef QUIESCE_API_MEMBER

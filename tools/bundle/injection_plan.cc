@@ -312,6 +312,7 @@ absl::StatusOr<InjectionPlan> PlanInjection(const Bundle& bundle,
           request ? e.entry.request_headers : e.entry.response_headers;
       if (headers.empty()) continue;
       std::vector<std::string> rows;
+      rows.reserve(headers.size());
       for (const Header& h : headers) {
         rows.push_back(absl::StrCat("(", p.Text(h.name), ", ", p.Text(h.value),
                                     ", ", entry_id, ")"));

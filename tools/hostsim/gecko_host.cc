@@ -219,6 +219,7 @@ int RunGeckoHost(const std::filesystem::path& profile, const GeckoLoad& load,
   for (int i = 0; i < load.origins; ++i) runs[i].origin = LoadOrigin(i);
   std::latch opened(load.origins + 1);
   std::vector<std::thread> threads;
+  threads.reserve(runs.size());
   for (int i = 0; i < load.origins; ++i) {
     threads.emplace_back([&, i] {
       try {

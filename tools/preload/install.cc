@@ -64,6 +64,10 @@ bool BaseVfsesRegistered(bool android_path) {
 }
 
 bool AndroidPath() {
+  // Read at install time, like the rest of the environment (ConfigFromEnv
+  // in Install): getenv races only with a setenv on another thread, which
+  // would race with SQLite's own getenv calls as much.
+  // NOLINTNEXTLINE(concurrency-mt-unsafe)
   const char* value = std::getenv(kExclOverUnixVar);
   return value != nullptr && std::strcmp(value, "1") == 0;
 }
