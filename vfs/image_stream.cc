@@ -6,9 +6,9 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 #include <vector>
 
+#include "errno_text.h"
 #include "sha256.h"
 #include "wal_format.h"
 
@@ -60,7 +60,7 @@ class Output {
       }
       return Error{ErrorCode::kIoError,
                    std::string("writing the snapshot: ") +
-                       (n < 0 ? std::strerror(errno) : "wrote nothing")};
+                       (n < 0 ? ErrnoText(errno) : std::string("wrote nothing"))};
     }
     return Ok{};
   }
