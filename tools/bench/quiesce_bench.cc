@@ -1,7 +1,8 @@
 // quiesce_bench: snapshots and injections against a live host workload,
 // side by side with the alternatives, in one run (docs/benchmarks.md).
 //
-//   quiesce_bench snapshot [--mb N] [--seconds S] [--dir D]
+//   quiesce_bench snapshot [--mb N] [--seconds S] [--dir D] [--mode wal|delete]
+//                          [--locking normal|exclusive]
 //   quiesce_bench inject   [--seconds S] [--dir D] [--mode wal|delete]
 //
 // The host is this process: the shim registered as "quiesce", a writer
@@ -96,6 +97,7 @@ std::string RunChild(const std::vector<std::string>& args) {
 // handler; every commit's latency and every error recorded.
 struct Host {
   std::string path;
+  bool exclusive = false;  // PRAGMA locking_mode=EXCLUSIVE on its connection
   std::atomic<bool> stop{false};
   std::atomic<int> phase{0};
   std::vector<std::vector<double>> latencies{8};
@@ -106,6 +108,10 @@ struct Host {
     thread = std::thread([this, rows] {
       sqlite3* db = nullptr;
       sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, "quiesce");
+      if (exclusive) {
+        Exec(db, "PRAGMA locking_mode=EXCLUSIVE");
+        Exec(db, "SELECT count(*) FROM kv");  // takes the lock, for good
+      }
       unsigned seed = 1;
       while (!stop.load()) {
         const int p = phase.load();
@@ -157,6 +163,7 @@ struct Options {
   int mb = 100;
   int seconds = 4;
   std::string mode = "wal";
+  bool exclusive = false;  // --locking exclusive
 };
 
 void Register() {
@@ -178,15 +185,24 @@ int Snapshot(const Options& o) {
   std::remove((live + "-wal").c_str());
   const int rows = o.mb * 1000;
   std::fprintf(stderr, "filling a %d MB database...\n", o.mb);
-  Fill(live, "wal", rows);
-  sqlite3* keep = nullptr;  // keeps the database open (and listed)
-  sqlite3_open_v2(live.c_str(), &keep, SQLITE_OPEN_READWRITE, "quiesce");
-  Exec(keep, "SELECT count(*) FROM kv");
-  auto db = quiesce::Context::Get()->FindByPath(live);
-
+  Fill(live, o.mode.c_str(), rows);
+  // Keeps the database open (and listed) between the phases; under
+  // exclusive locking the host's connection must be the only one.
+  sqlite3* keep = nullptr;
+  if (!o.exclusive) {
+    sqlite3_open_v2(live.c_str(), &keep, SQLITE_OPEN_READWRITE, "quiesce");
+    Exec(keep, "SELECT count(*) FROM kv");
+  }
   Host host;
   host.path = live;
+  host.exclusive = o.exclusive;
   host.Start(rows);
+  std::shared_ptr<quiesce::Database> db;
+  while (!(db = quiesce::Context::Get()->FindByPath(live)) ||
+         (o.exclusive &&
+          db->Info().locking_mode != quiesce::LockingMode::kExclusive)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   const auto period = std::chrono::seconds(o.seconds);
   std::vector<double> snap_ms, copy_ms;
   uint64_t bytes = 0;
@@ -210,13 +226,24 @@ int Snapshot(const Options& o) {
       snap_ms.push_back(Ms(Clock::now() - t0));
       bytes = r.value().bytes;
       // The same files copied plainly, by another process.
-      copy_ms.push_back(std::stod(RunChild({"child-copy", live, out})));
+      const std::string copied = RunChild({"child-copy", live, out});
+      char* end = nullptr;
+      const double ms = std::strtod(copied.c_str(), &end);
+      if (end == copied.c_str()) {
+        std::fprintf(stderr, "plain copy failed: %s\n", copied.c_str());
+        continue;
+      }
+      copy_ms.push_back(ms);
     }
   }
   host.phase = 2;
   // The alternatives, one at a time, against the same live workload.
   const std::string stable = RunChild({"child-copy-until-stable", live, out});
-  const std::string backup = RunChild({"child-backup", live, out});
+  // Under exclusive locking the backup API only ever gets BUSY: it would
+  // spin for its 30 s.
+  const std::string backup =
+      o.exclusive ? "impossible: the database is locked exclusively"
+                  : RunChild({"child-backup", live, out});
   const std::string vacuum = RunChild({"child-vacuum", live, out});
   host.Stop();
   sqlite3_close(keep);
@@ -224,8 +251,9 @@ int Snapshot(const Options& o) {
   const Stats quiet = Summarize(host.latencies[0]);
   const Stats during = Summarize(host.latencies[1]);
   const Stats snap = Summarize(snap_ms), copy = Summarize(copy_ms);
-  std::printf("database %.1f MB, WAL, host commits as fast as it can\n\n",
-              bytes / 1e6);
+  std::printf("database %.1f MB, journal_mode=%s, locking_mode=%s, host "
+              "commits as fast as it can\n\n",
+              bytes / 1e6, o.mode.c_str(), o.exclusive ? "exclusive" : "normal");
   std::printf("| host commit latency (ms)                 | commits  |   p50    |   p99    |   max    | errors |\n");
   std::printf("|---|---|---|---|---|---|\n");
   PrintLatency("no snapshots", quiet, host.errors[0]);
@@ -244,6 +272,11 @@ int Snapshot(const Options& o) {
   std::printf("alternatives from another process, during the same workload:\n");
   std::printf("  copy-until-stable: %s\n  backup API:        %s\n  VACUUM INTO:       %s\n",
               stable.c_str(), backup.c_str(), vacuum.c_str());
+  const quiesce::DatabaseInfo info = db->Info();
+  std::printf("\nhost waits at the gate: %llu, longest %.3f ms, %llu at max_stall\n",
+              static_cast<unsigned long long>(info.gate.waits),
+              info.gate.max_wait_us / 1000.0,
+              static_cast<unsigned long long>(info.gate.stall_timeouts));
   return 0;
 }
 
@@ -317,7 +350,10 @@ int InjectBench(const Options& o) {
 
 int ChildCopy(const std::string& db, const std::string& out) {
   const auto t0 = Clock::now();
-  const std::string cmd = "cat '" + db + "' '" + db + "-wal' > '" + out + "'";
+  // The WAL too when there is one (rollback mode has none).
+  const std::string cmd = "cat '" + db + "' > '" + out + "' && { [ ! -e '" +
+                          db + "-wal' ] || cat '" + db + "-wal' >> '" + out +
+                          "'; }";
   if (std::system(cmd.c_str()) != 0) return 1;
   std::printf("%.3f\n", Ms(Clock::now() - t0));
   return 0;
@@ -325,12 +361,21 @@ int ChildCopy(const std::string& db, const std::string& out) {
 
 int ChildCopyUntilStable(const std::string& db, const std::string& out) {
   const auto t0 = Clock::now();
+  // The WAL too when there is one (rollback mode has none).
+  const bool wal = access((db + "-wal").c_str(), F_OK) == 0;
+  auto copy = [&](const std::string& to) {
+    std::string cmd = "cp '" + db + "' '" + to + "'";
+    if (wal) cmd += " && cp '" + db + "-wal' '" + to + "-wal'";
+    return cmd;
+  };
+  auto same = [&] {
+    std::string cmd = "cmp -s '" + out + ".a' '" + out + ".b'";
+    if (wal) cmd += " && cmp -s '" + out + ".a-wal' '" + out + ".b-wal'";
+    return cmd;
+  };
   for (int attempt = 1; attempt <= 20; ++attempt) {
     const std::string cmd =
-        "cp '" + db + "' '" + out + ".a' && cp '" + db + "-wal' '" + out +
-        ".a-wal' && cp '" + db + "' '" + out + ".b' && cp '" + db + "-wal' '" +
-        out + ".b-wal' && cmp -s '" + out + ".a' '" + out + ".b' && cmp -s '" +
-        out + ".a-wal' '" + out + ".b-wal'";
+        copy(out + ".a") + " && " + copy(out + ".b") + " && " + same();
     if (std::system(cmd.c_str()) == 0) {
       std::printf("converged after %d attempts, %.0f ms\n", attempt,
                   Ms(Clock::now() - t0));
@@ -376,8 +421,9 @@ int ChildVacuum(const std::string& db, const std::string& out) {
   std::remove(out.c_str());
   const auto t0 = Clock::now();
   const bool ok = Exec(src, "VACUUM INTO '" + out + "'");
-  std::printf("%s in %.0f ms%s\n", ok ? "done" : "failed",
-              Ms(Clock::now() - t0), ok ? "" : sqlite3_errmsg(src));
+  std::printf("%s in %.0f ms%s%s\n", ok ? "done" : "failed",
+              Ms(Clock::now() - t0), ok ? "" : ": ",
+              ok ? "" : sqlite3_errmsg(src));
   sqlite3_close(src);
   return 0;
 }
@@ -400,6 +446,7 @@ int ChildOutsideWriter(const std::string& db, int seconds) {
 void Usage(FILE* f) {
   std::fprintf(f,
       "usage: quiesce_bench snapshot [--mb N] [--seconds S] [--dir D]\n"
+      "                              [--mode wal|delete] [--locking normal|exclusive]\n"
       "       quiesce_bench inject [--mode wal|delete] [--seconds S] [--dir D]\n"
       "\n"
       "Runs a host workload in this process with the shim loaded and measures\n"
@@ -442,6 +489,10 @@ int main(int argc, char** argv) {
       o.dir = value;
     } else if (a == "--mode") {
       o.mode = value;
+    } else if (a == "--locking" &&
+               (std::strcmp(value, "normal") == 0 ||
+                std::strcmp(value, "exclusive") == 0)) {
+      o.exclusive = std::strcmp(value, "exclusive") == 0;
     } else if (a == "--mb" || a == "--seconds") {
       // --mb: at most 1 TiB, so that its rows (1,000 a MB) fit an int.
       const auto n = quiesce::tools::ParseNumber(
