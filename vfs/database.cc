@@ -320,8 +320,8 @@ void Database::OnCommitPhaseTwo(ShimFile* file) {
       (locking_mode_ == LockingMode::kExclusive && !journal_ended_ &&
        db_written_.exchange(false, std::memory_order_relaxed));
   ended_txn_changed_ = false;
-  // Exclusive locking mode without a journal file (MEMORY, OFF): the
-  // transaction that wrote the database file ends here.
+  // A transaction that wrote the database file (the exclusive write gate's
+  // drain waits for it) has committed: the file is whole.
   if (excl_db_dirty_) {
     excl_db_dirty_ = false;
     gate_cv_.SignalAll();
