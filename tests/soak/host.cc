@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -29,6 +30,9 @@ struct Totals {
 struct Db {
   std::string path;
   bool wal;
+  // Exclusive locking: the one connection there can be, shared by the
+  // database's threads (under app_mu); null otherwise.
+  sqlite3* shared = nullptr;
   std::mutex app_mu;
 };
 
@@ -55,7 +59,7 @@ bool Exec(sqlite3* db, const std::string& sql, Totals& totals) {
 }
 
 void Writer(Db& d, int seed, const std::atomic<bool>& stop, Totals& totals) {
-  sqlite3* db = Open(d.path, totals);
+  sqlite3* db = d.shared ? d.shared : Open(d.path, totals);
   for (uint64_t n = 0; !stop.load(); ++n) {
     {
       std::lock_guard<std::mutex> lock(d.app_mu);
@@ -76,19 +80,19 @@ void Writer(Db& d, int seed, const std::atomic<bool>& stop, Totals& totals) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  sqlite3_close(db);
+  if (db != d.shared) sqlite3_close(db);
 }
 
 // WAL: a passive checkpoint every second, a truncating one every fifth.
 void Checkpointer(Db& d, const std::atomic<bool>& stop, Totals& totals) {
-  sqlite3* db = Open(d.path, totals);
+  sqlite3* db = d.shared ? d.shared : Open(d.path, totals);
   for (int n = 1; !stop.load(); ++n) {
     std::this_thread::sleep_for(std::chrono::seconds(1));
     std::lock_guard<std::mutex> lock(d.app_mu);
     Exec(db, n % 5 == 0 ? "PRAGMA wal_checkpoint(TRUNCATE)"
                         : "PRAGMA wal_checkpoint(PASSIVE)", totals);
   }
-  sqlite3_close(db);
+  if (db != d.shared) sqlite3_close(db);
 }
 
 }  // namespace
@@ -106,16 +110,22 @@ int RunHost(const std::string& dir, const std::string& socket) {
   }
   Totals totals;
   std::vector<std::unique_ptr<Db>> dbs;
-  for (const bool wal : {true, false}) {
+  for (const char* name : {kWalDb, kRollbackDb, kExclusiveDb}) {
     auto d = std::make_unique<Db>();
-    d->path = dir + "/" + (wal ? kWalDb : kRollbackDb);
-    d->wal = wal;
+    d->path = dir + "/" + name;
+    d->wal = std::string_view(name) != kRollbackDb;
+    const bool exclusive = std::string_view(name) == kExclusiveDb;
     sqlite3* db = Open(d->path, totals);
-    Exec(db, std::string("PRAGMA journal_mode=") + (wal ? "WAL" : "DELETE") +
+    Exec(db, std::string(exclusive ? "PRAGMA locking_mode=EXCLUSIVE; " : "") +
+                 "PRAGMA journal_mode=" + (d->wal ? "WAL" : "DELETE") +
                  "; CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, "
                  "v BLOB)",
          totals);
-    sqlite3_close(db);
+    if (exclusive) {
+      d->shared = db;
+    } else {
+      sqlite3_close(db);
+    }
     dbs.push_back(std::move(d));
   }
   std::atomic<bool> stop{false};
@@ -137,6 +147,7 @@ int RunHost(const std::string& dir, const std::string& socket) {
   }
   stop.store(true);
   for (std::thread& t : threads) t.join();
+  for (auto& d : dbs) sqlite3_close(d->shared);
   quiesce_shutdown();
   std::printf("host: commits %llu errors %llu\n",
               static_cast<unsigned long long>(totals.commits.load()),

@@ -1,6 +1,7 @@
 // The soak's host process: the quiesce shim as the "unix" VFS with its
-// control server, and a torture workload on two databases (one WAL, one
-// rollback journal): writer threads serialised per database the way Gecko
+// control server, and a torture workload on three databases (WAL, rollback
+// journal, and WAL in locking_mode=EXCLUSIVE, whose one connection all its
+// threads share): writer threads serialised per database the way Gecko
 // serialises an origin, no busy handler, rows added and old ones trimmed so
 // the data stays the same size, and checkpoints (passive and truncating)
 // mixed in. Every SQLite error the host sees is counted: quiesce must cause
@@ -14,6 +15,7 @@ namespace quiesce::soak {
 
 inline constexpr const char* kWalDb = "wal.db";
 inline constexpr const char* kRollbackDb = "rollback.db";
+inline constexpr const char* kExclusiveDb = "exclusive.db";
 
 // Runs until stdin reaches end of file (the driver closes it), then prints
 // one line to stdout: "host: commits N errors N" and returns the exit
