@@ -10,6 +10,10 @@ include Makefile
 
 QUIESCE_LIBS ?=
 QUIESCE_FLAGS = -DSQLITE_EXTRA_INIT=quiesce_testfixture_init
+# The test code's calls to sqlite3_step go through __wrap_sqlite3_step
+# (testfixture_init.cc), where the gate mode closes the gate around random
+# statements; calls inside sqlite3.c itself are not wrapped.
+QUIESCE_LDFLAGS = -Wl,--wrap=sqlite3_step
 
 TF_CFLAGS = $(TCC) -DSQLITE_NO_SYNC=1 $(TEMP_STORE) $(TESTFIXTURE_FLAGS) \
 	$(QUIESCE_FLAGS)
@@ -27,4 +31,5 @@ tf/%.o: %.c
 	$(TF_CFLAGS) -c $< -o $@
 
 testfixture-quiesce: $(TF_OBJS) $(QUIESCE_LIBS)
-	$(TF_CFLAGS) -o $@ $(TF_OBJS) $(QUIESCE_LIBS) -lstdc++ $(LIBTCL) $(TLIBS)
+	$(TF_CFLAGS) -o $@ $(TF_OBJS) $(QUIESCE_LIBS) $(QUIESCE_LDFLAGS) -lstdc++ \
+	  $(LIBTCL) $(TLIBS)

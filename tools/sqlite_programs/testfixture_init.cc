@@ -7,11 +7,24 @@
 // filled from the linked functions themselves, not by dlsym (testfixture
 // exports nothing). QUIESCE_TESTFIXTURE_BARE=1 leaves the shim out, so that
 // one binary runs the suite both ways and failures can be compared.
+// QUIESCE_MAX_STALL_MS and QUIESCE_LEASE_MS apply as in any host.
+//
+// QUIESCE_TESTFIXTURE_GATE=cycle also closes and reopens the shim's gate
+// under the tests (testfixture_gate.h). For it, the test code's calls to
+// sqlite3_step are linked to __wrap_sqlite3_step below (-Wl,--wrap, in
+// testfixture.mk); SQLite's own internal calls are not.
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
+#include "config.h"
 #include "quiesce/quiesce.h"
 #include "sqlite_api.h"
+#include "testfixture_gate.h"
+
+// The real sqlite3_step, under the name the linker's --wrap gives it.
+extern "C" int __real_sqlite3_step(sqlite3_stmt*);
 
 namespace {
 
@@ -26,6 +39,10 @@ const Symbol kSymbols[] = {QUIESCE_SQLITE_FUNCTIONS(QUIESCE_TESTFIXTURE_SYMBOL)}
 #undef QUIESCE_TESTFIXTURE_SYMBOL
 
 void* Resolve(void*, const char* symbol) {
+  // &::sqlite3_step is the wrapper here: the shim gets the real one.
+  if (std::strcmp(symbol, "sqlite3_step") == 0) {
+    return reinterpret_cast<void*>(&__real_sqlite3_step);
+  }
   for (const Symbol& s : kSymbols) {
     if (std::strcmp(s.name, symbol) == 0) return s.address;
   }
@@ -38,22 +55,48 @@ void* Resolve(void*, const char* symbol) {
 // the head, the way any host that restarts SQLite has to.
 sqlite3_vfs* g_shim = nullptr;
 
+bool IsSet(const char* name, const char* value) {
+  const char* v = std::getenv(name);
+  return v != nullptr && std::strcmp(v, value) == 0;
+}
+
 }  // namespace
 
+extern "C" int __wrap_sqlite3_step(sqlite3_stmt* stmt) {
+  quiesce_testfixture::BeforeStep(stmt);
+  return __real_sqlite3_step(stmt);
+}
+
 extern "C" int quiesce_testfixture_init(const char*) {
-  const char* bare = std::getenv("QUIESCE_TESTFIXTURE_BARE");
-  if (bare != nullptr && std::strcmp(bare, "1") == 0) return SQLITE_OK;
+  if (IsSet("QUIESCE_TESTFIXTURE_BARE", "1")) {
+    const char* gate = std::getenv("QUIESCE_TESTFIXTURE_GATE");
+    if (gate != nullptr && *gate != '\0' && std::strcmp(gate, "off") != 0) {
+      std::fprintf(stderr, "quiesce testfixture: the gate mode needs the shim "
+                           "(QUIESCE_TESTFIXTURE_BARE=1 is set)\n");
+      return SQLITE_ERROR;
+    }
+    return SQLITE_OK;
+  }
   if (g_shim != nullptr) {
     return sqlite3_vfs_find(nullptr) == g_shim ? SQLITE_OK
                                                : sqlite3_vfs_register(g_shim, 1);
+  }
+  quiesce::Config env;
+  std::string error;
+  if (!quiesce::ConfigFromEnv(std::getenv, &env, &error)) {
+    std::fprintf(stderr, "quiesce testfixture: %s\n", error.c_str());
+    return SQLITE_ERROR;
   }
   quiesce_config config{};
   config.size = sizeof config;
   config.base_vfs = "unix";
   config.vfs_name = "unix";
   config.make_default = 1;
+  config.max_stall_ms = env.max_stall_ms;
+  config.lease_ms = env.lease_ms;
   config.resolve = Resolve;
   const int rc = quiesce_register(&config);
-  if (rc == SQLITE_OK) g_shim = sqlite3_vfs_find(nullptr);
-  return rc;
+  if (rc != SQLITE_OK) return rc;
+  g_shim = sqlite3_vfs_find(nullptr);
+  return quiesce_testfixture::StartGateModeFromEnv() ? SQLITE_OK : SQLITE_ERROR;
 }
