@@ -18,6 +18,7 @@
 
 #include "context.h"
 #include "image_check.h"
+#include "live_snapshot_fixture.h"
 #include "snapshot.h"
 #include "support.h"
 
@@ -25,11 +26,6 @@ namespace quiesce::testing {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-std::string Insert(int64_t n, int pad) {
-  return "INSERT INTO seq VALUES (" + std::to_string(n) + ", randomblob(" +
-         std::to_string(pad) + "))";
-}
 
 // Polls `done` for up to 20 s: a bound on a wait for another thread, not a
 // timing assertion.
@@ -43,101 +39,8 @@ bool Eventually(Done done) {
   return true;
 }
 
-class ExclusiveSnapshotTest : public ::testing::TestWithParam<const char*> {
- protected:
-  void SetUp() override {
-    path_ = dir_.File("excl.db");
-    host_ = std::make_unique<Conn>(path_);
-    // Exclusive before WAL: the wal-index lives in heap memory and SQLite
-    // makes no shared-memory calls at all.
-    host_->Must("PRAGMA locking_mode=EXCLUSIVE");
-    host_->Must(std::string("PRAGMA journal_mode=") + GetParam());
-    host_->Must("CREATE TABLE seq(n INTEGER PRIMARY KEY, pad BLOB)");
-    base_ = Info(path_).generation;
-  }
-  bool wal() const { return std::string(GetParam()) == "wal"; }
-  // The checkpoint reports busy in its first column.
-  int Checkpoint(const char* kind) {
-    return static_cast<int>(
-        host_->Int(std::string("PRAGMA wal_checkpoint(") + kind + ")"));
-  }
-
-  TempDir dir_;
-  std::string path_;
-  std::unique_ptr<Conn> host_;
-  uint64_t base_ = 0;
-};
-
-TEST_P(ExclusiveSnapshotTest, ImageHoldsExactlyTheCommittedState) {
-  ASSERT_EQ(Info(path_).locking_mode, LockingMode::kExclusive);
-  for (int n = 1; n <= 50; ++n) host_->Must(Insert(n, 700));
-  const std::string image = dir_.File("snap.db");
-  auto r = SnapshotTo(path_, image);
-  ASSERT_TRUE(r.ok()) << r.error().message;
-  EXPECT_EQ(CheckImage(image), 50);
-  const DatabaseInfo info = Info(path_);
-  EXPECT_EQ(r.value().point.generation, base_ + 50);
-  EXPECT_EQ(r.value().point.generation, info.generation);
-  EXPECT_EQ(r.value().point.position, info.position);
-  EXPECT_EQ(r.value().sha256, FileSha256(image));
-  EXPECT_EQ(r.value().bytes,
-            uint64_t{r.value().page_count} * r.value().point.page_size);
-  if (wal()) {
-    EXPECT_GT(r.value().wal_frames, 0u);
-  }
-  // The gate is open again: the host writes and checkpoints at once.
-  host_->Must(Insert(51, 10));
-  if (wal()) {
-    EXPECT_EQ(Checkpoint("TRUNCATE"), 0);
-  }
-  EXPECT_FALSE(Info(path_).gate_closed);
-}
-
-TEST_P(ExclusiveSnapshotTest, ConsistentWhileTheHostCommitsAndCheckpoints) {
-  std::atomic<bool> stop{false};
-  std::atomic<int> host_errors{0};
-  std::atomic<int64_t> committed{0};
-  // The host's one connection, used from its own thread.
-  std::thread writer([&] {
-    const char* const kCheckpoints[] = {"PASSIVE", "FULL", "RESTART",
-                                        "TRUNCATE"};
-    host_->Must("PRAGMA wal_autocheckpoint=20; PRAGMA cache_size=10");
-    for (int64_t n = 1; !stop.load(); ++n) {
-      if (host_->Exec("BEGIN; " + Insert(n, 100 + (n * 37) % 6000) +
-                      "; COMMIT") != SQLITE_OK) {
-        ++host_errors;
-        break;
-      }
-      committed = n;
-      if (wal() && n % 25 == 0 &&
-          Checkpoint(kCheckpoints[(n / 25) % 4]) != 0) {
-        ++host_errors;
-      }
-    }
-  });
-  int snapshots = 0;
-  int64_t last = 0;
-  // At least 15 snapshots and 400 commits (a bound on the loop, not a
-  // timing assertion).
-  const auto give_up = Clock::now() + std::chrono::seconds(120);
-  while ((snapshots < 15 || committed.load() < 400) && host_errors == 0 &&
-         Clock::now() < give_up) {
-    const std::string image = dir_.File("s" + std::to_string(snapshots));
-    auto r = SnapshotTo(path_, image);
-    ASSERT_TRUE(r.ok()) << r.error().message;
-    const int64_t k = CheckImage(image);
-    EXPECT_EQ(static_cast<uint64_t>(k) + base_, r.value().point.generation);
-    EXPECT_GE(k, last);
-    last = k;
-    std::remove(image.c_str());
-    ++snapshots;
-  }
-  stop = true;
-  writer.join();
-  EXPECT_EQ(host_errors.load(), 0);
-  EXPECT_GE(committed.load(), 400);
-  EXPECT_EQ(Info(path_).gate.stall_timeouts, 0u);
-}
+// Exclusive locking only (the shared cases are in snapshot_test.cc).
+class ExclusiveSnapshotTest : public LiveSnapshotTest {};
 
 // While the copy runs: in WAL mode host commits append frames past the
 // copied prefix and go on, and a checkpoint (which writes the database
@@ -195,39 +98,6 @@ TEST_P(ExclusiveSnapshotTest, WritesThatWouldChangeTheCopyWaitForIt) {
   EXPECT_EQ(Info(path_).gate.stall_timeouts, 0u);
 }
 
-TEST_P(ExclusiveSnapshotTest, OutputErrorsReopenTheGate) {
-  host_->Must(Insert(1, 100000));
-  const int full = open("/dev/full", O_WRONLY);
-  ASSERT_GE(full, 0);
-  auto r = WriteSnapshot(*Find(path_), full, Within(10));
-  close(full);
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().code, ErrorCode::kIoError) << r.error().message;
-  EXPECT_FALSE(Info(path_).gate_closed);
-  host_->Must(Insert(2, 10));
-  if (wal()) {
-    EXPECT_EQ(Checkpoint("TRUNCATE"), 0);
-  }
-}
-
-TEST_P(ExclusiveSnapshotTest, AClientThatStopsReadingTimesOut) {
-  host_->Must(Insert(1, 300000));
-  int pipe_fds[2];
-  ASSERT_EQ(pipe(pipe_fds), 0);  // nobody reads pipe_fds[0]
-  SnapshotOptions opt;
-  opt.deadline = Clock::now() + std::chrono::milliseconds(300);
-  auto r = WriteSnapshot(*Find(path_), pipe_fds[1], opt);
-  close(pipe_fds[0]);
-  close(pipe_fds[1]);
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().code, ErrorCode::kTimeout) << r.error().message;
-  EXPECT_FALSE(Info(path_).gate_closed);
-  host_->Must(Insert(2, 10));
-  if (wal()) {
-    EXPECT_EQ(Checkpoint("TRUNCATE"), 0);
-  }
-}
-
 // quiesce's own descriptors: SQLite parks a closed one while the host holds
 // its locks and reuses it at the next open, so snapshots in a row leave at
 // most one behind.
@@ -254,9 +124,10 @@ TEST_P(ExclusiveSnapshotTest, SnapshotsInARowLeaveNoDescriptorsBehind) {
   EXPECT_EQ(CheckImage(image), 21);
 }
 
-INSTANTIATE_TEST_SUITE_P(Modes, ExclusiveSnapshotTest,
-                         ::testing::Values("wal", "delete", "truncate",
-                                           "persist", "memory"));
+INSTANTIATE_TEST_SUITE_P(
+    Modes, ExclusiveSnapshotTest,
+    ::testing::ValuesIn(SnapshotModes(/*normal=*/false, /*exclusive=*/true)),
+    ModeName);
 
 // A rollback transaction that has written the database file (a spill) must
 // end before the point: the drain waits for it, and says what held it.
@@ -335,48 +206,6 @@ TEST(ExclusiveSnapshot, CommitsFromAnEarlierSessionAreFoundInTheWal) {
   EXPECT_EQ(next.value().point.generation, generation + 1);
 }
 
-// The host closes its connection during a copy: in WAL mode its close
-// checkpoints (which waits for the copy) and deletes the WAL; the copy
-// reads its own descriptors and finishes.
-TEST(ExclusiveSnapshot, TheHostClosingMidSnapshotIsHarmless) {
-  TempDir dir;
-  const std::string path = dir.File("closing.db");
-  auto host = std::make_unique<Conn>(path);
-  host->Must("PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL");
-  host->Must("CREATE TABLE seq(n INTEGER PRIMARY KEY, pad BLOB)");
-  for (int n = 1; n <= 40; ++n) host->Must(Insert(n, 50000));
-  auto db = Find(path);
-  int pipe_fds[2];
-  ASSERT_EQ(pipe(pipe_fds), 0);
-  const std::string image = dir.File("closing.img");
-  std::thread reader([&] {  // a slow client
-    FILE* out = fopen(image.c_str(), "wb");
-    char buf[4096];
-    ssize_t n;
-    while ((n = read(pipe_fds[0], buf, sizeof(buf))) > 0) {
-      fwrite(buf, 1, static_cast<size_t>(n), out);
-      std::this_thread::sleep_for(std::chrono::microseconds(200));
-    }
-    fclose(out);
-  });
-  std::thread closer([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    host.reset();
-  });
-  auto r = WriteSnapshot(*db, pipe_fds[1], Within(60));
-  close(pipe_fds[1]);
-  closer.join();
-  reader.join();
-  close(pipe_fds[0]);
-  ASSERT_TRUE(r.ok()) << r.error().message;
-  EXPECT_EQ(CheckImage(image), 40);
-  EXPECT_EQ(Context::Get()->FindByPath(path), nullptr);
-  // The close's checkpoint went through whole.
-  Conn check(path, "unix");
-  EXPECT_EQ(check.Int("SELECT count(*) FROM seq"), 40);
-  EXPECT_EQ(check.Text("PRAGMA integrity_check"), "ok");
-}
-
 // Random transactions of every kind from two host threads sharing the one
 // connection exclusive locking allows, while snapshots are taken in a loop:
 // every image holds exactly 1..k, k being its generation's count.
@@ -400,40 +229,16 @@ TEST_P(ExclusiveTortureTest, EveryImageIsTheCommitOfItsGeneration) {
   std::mutex serial;  // host writers are serialised, as Gecko's are
   auto host = [&](int seed) {
     unsigned x = static_cast<unsigned>(seed);
-    const char* const kCheckpoints[] = {"PASSIVE", "FULL", "RESTART",
-                                        "TRUNCATE"};
     while (Clock::now() < end) {
       x = x * 1103515245 + 12345;
-      const unsigned r = (x >> 16) % 100;
       std::lock_guard<std::mutex> lock(serial);
-      std::string sql;
-      if (r < 50) {
-        sql = "BEGIN; INSERT INTO seq SELECT coalesce(max(n),0)+1, "
-              "randomblob(" + std::to_string(50 + x % 9000) +
-              ") FROM seq; COMMIT";
-      } else if (r < 65) {
-        sql = "BEGIN; INSERT INTO seq SELECT coalesce(max(n),0)+1, "
-              "randomblob(100) FROM seq; SAVEPOINT s; INSERT INTO seq "
-              "SELECT max(n)+1, randomblob(20000) FROM seq; ROLLBACK TO s; "
-              "RELEASE s; COMMIT";
-      } else if (r < 75) {
-        sql = "BEGIN; INSERT INTO seq SELECT coalesce(max(n),0)+1, "
-              "randomblob(60000) FROM seq; ROLLBACK";
-      } else if (r < 85) {
-        // Every commit adds the next number, the vacuum's pages included.
-        sql = "BEGIN; UPDATE seq SET pad = NULL WHERE n % 7 = " +
-              std::to_string(x % 7) + "; INSERT INTO seq SELECT max(n)+1, "
-              "NULL FROM seq; PRAGMA incremental_vacuum; COMMIT";
-      } else if (wal) {
-        if (c.Int(std::string("PRAGMA wal_checkpoint(") +
-                  kCheckpoints[x % 4] + ")") != 0) {
+      const TortureStep step = RandomTortureStep(x, wal, "BEGIN");
+      if (step.checkpoint != nullptr) {
+        if (c.Int(std::string("PRAGMA wal_checkpoint(") + step.checkpoint +
+                  ")") != 0) {
           ++host_errors;
         }
-        continue;
-      } else {
-        continue;
-      }
-      if (c.Exec(sql) != SQLITE_OK) {
+      } else if (!step.sql.empty() && c.Exec(step.sql) != SQLITE_OK) {
         ++host_errors;
         c.Exec("ROLLBACK");
       }

@@ -66,4 +66,30 @@ Result<SnapshotResult> SnapshotTo(const std::string& db_path,
   return result;
 }
 
+TortureStep RandomTortureStep(unsigned x, bool wal, const std::string& begin) {
+  static const char* const kCheckpoints[] = {"PASSIVE", "FULL", "RESTART",
+                                             "TRUNCATE"};
+  const unsigned r = (x >> 16) % 100;
+  const std::string next = "INSERT INTO seq SELECT coalesce(max(n),0)+1, ";
+  TortureStep step;
+  if (r < 50) {
+    step.sql = begin + "; " + next + "randomblob(" +
+               std::to_string(50 + x % 9000) + ") FROM seq; COMMIT";
+  } else if (r < 65) {
+    step.sql = begin + "; " + next +
+               "randomblob(100) FROM seq; SAVEPOINT s; INSERT INTO seq "
+               "SELECT max(n)+1, randomblob(20000) FROM seq; ROLLBACK TO s; "
+               "RELEASE s; COMMIT";
+  } else if (r < 75) {
+    step.sql = begin + "; " + next + "randomblob(60000) FROM seq; ROLLBACK";
+  } else if (r < 85) {
+    step.sql = begin + "; UPDATE seq SET pad = NULL WHERE n % 7 = " +
+               std::to_string(x % 7) + "; " + next +
+               "NULL FROM seq; PRAGMA incremental_vacuum; COMMIT";
+  } else if (wal) {
+    step.checkpoint = kCheckpoints[x % 4];
+  }
+  return step;
+}
+
 }  // namespace quiesce::testing

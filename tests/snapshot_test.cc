@@ -19,6 +19,7 @@
 
 #include "context.h"
 #include "image_check.h"
+#include "live_snapshot_fixture.h"
 #include "sha256.h"
 #include "support.h"
 
@@ -27,34 +28,22 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-class SnapshotTest : public ::testing::TestWithParam<const char*> {
- protected:
-  void SetUp() override {
-    path_ = dir_.File("live.db");
-    host_ = std::make_unique<Conn>(path_);
-    host_->Must(std::string("PRAGMA journal_mode=") + GetParam());
-    host_->Must("CREATE TABLE seq(n INTEGER PRIMARY KEY, pad BLOB)");
-    base_ = Info(path_).generation;
-  }
-  bool wal() const { return std::string(GetParam()) == "wal"; }
-
-  TempDir dir_;
-  std::string path_;
-  std::unique_ptr<Conn> host_;
-  uint64_t base_ = 0;
-};
+// In every journal mode, in normal and exclusive locking mode.
+class SnapshotTest : public LiveSnapshotTest {};
 
 TEST_P(SnapshotTest, ImageHoldsExactlyTheCommittedState) {
-  for (int n = 1; n <= 50; ++n) {
-    host_->Must("INSERT INTO seq VALUES (" + std::to_string(n) +
-                ", randomblob(700))");
-  }
+  ASSERT_EQ(Info(path_).locking_mode, GetParam().exclusive
+                                          ? LockingMode::kExclusive
+                                          : LockingMode::kNormal);
+  for (int n = 1; n <= 50; ++n) host_->Must(Insert(n, 700));
   const std::string image = dir_.File("snap.db");
   auto r = SnapshotTo(path_, image);
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_EQ(CheckImage(image), 50);
+  const DatabaseInfo info = Info(path_);
   EXPECT_EQ(r.value().point.generation, base_ + 50);
-  EXPECT_EQ(r.value().point.generation, Info(path_).generation);
+  EXPECT_EQ(r.value().point.generation, info.generation);
+  EXPECT_EQ(r.value().point.position, info.position);
   EXPECT_EQ(r.value().sha256, FileSha256(image));
   EXPECT_EQ(r.value().bytes,
             uint64_t{r.value().page_count} * r.value().point.page_size);
@@ -67,31 +56,22 @@ TEST_P(SnapshotTest, ConsistentWhileTheHostCommitsAndCheckpoints) {
   std::atomic<bool> stop{false};
   std::atomic<int> host_errors{0};
   std::atomic<int64_t> committed{0};
+  // The host's connection, used from its own thread.
   std::thread writer([&] {
-    Conn c(path_);
     const char* const kCheckpoints[] = {"PASSIVE", "FULL", "RESTART",
                                         "TRUNCATE"};
-    c.Must("PRAGMA wal_autocheckpoint=20");
+    host_->Must("PRAGMA wal_autocheckpoint=20; PRAGMA cache_size=10");
     for (int64_t n = 1; !stop.load(); ++n) {
-      int rc = c.Exec("BEGIN IMMEDIATE; INSERT INTO seq VALUES (" +
-                      std::to_string(n) + ", randomblob(" +
-                      std::to_string(100 + (n * 37) % 3000) + ")); COMMIT");
-      if (rc != SQLITE_OK) {
+      if (host_->Exec("BEGIN IMMEDIATE; " + Insert(n, 100 + (n * 37) % 6000) +
+                      "; COMMIT") != SQLITE_OK) {
         ++host_errors;
-        c.Exec("ROLLBACK");
+        host_->Exec("ROLLBACK");
         break;
       }
       committed = n;
-      if (wal() && n % 25 == 0) {
-        sqlite3_stmt* st = nullptr;
-        const std::string sql = std::string("PRAGMA wal_checkpoint(") +
-                                kCheckpoints[(n / 25) % 4] + ")";
-        sqlite3_prepare_v2(c.get(), sql.c_str(), -1, &st, nullptr);
-        // The first column is 1 when the checkpoint could not finish.
-        if (sqlite3_step(st) != SQLITE_ROW || sqlite3_column_int(st, 0) != 0) {
-          ++host_errors;
-        }
-        sqlite3_finalize(st);
+      if (wal() && n % 25 == 0 &&
+          Checkpoint(kCheckpoints[(n / 25) % 4]) != 0) {
+        ++host_errors;
       }
     }
   });
@@ -116,46 +96,47 @@ TEST_P(SnapshotTest, ConsistentWhileTheHostCommitsAndCheckpoints) {
   stop = true;
   writer.join();
   EXPECT_EQ(host_errors.load(), 0);
-  EXPECT_GT(committed.load(), 0);
+  EXPECT_GE(committed.load(), 400);
   EXPECT_EQ(Info(path_).gate.stall_timeouts, 0u);
 }
 
+// A snapshot that fails on its output (/dev/full, or a client that stops
+// reading its pipe) leaves nothing held: the gate is open, and a write and
+// a TRUNCATE checkpoint (which needs every reader gone) succeed at once.
 TEST_P(SnapshotTest, OutputErrorsAreReportedAndReleaseEverything) {
-  host_->Must("INSERT INTO seq VALUES (1, randomblob(100000))");
+  host_->Must(Insert(1, 300000));
   const int full = open("/dev/full", O_WRONLY);
   ASSERT_GE(full, 0);
-  auto r = WriteSnapshot(*Find(path_), full, Within(10));
-  close(full);
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().code, ErrorCode::kIoError) << r.error().message;
-  // Nothing is left held: a TRUNCATE checkpoint (which needs every reader
-  // gone) and a write both succeed at once.
-  host_->Must("INSERT INTO seq VALUES (2, 'x')");
-  if (wal()) {
-    EXPECT_EQ(host_->Int("PRAGMA wal_checkpoint(TRUNCATE)"), 0);
-  }
-}
-
-TEST_P(SnapshotTest, AClientThatStopsReadingTimesOut) {
-  host_->Must("INSERT INTO seq VALUES (1, randomblob(300000))");
   int pipe_fds[2];
   ASSERT_EQ(pipe(pipe_fds), 0);  // nobody reads pipe_fds[0]
-  SnapshotOptions opt;
-  opt.deadline = Clock::now() + std::chrono::milliseconds(300);
-  auto r = WriteSnapshot(*Find(path_), pipe_fds[1], opt);
+  const struct {
+    int fd;
+    int ms;
+    ErrorCode code;
+  } kOutputs[] = {{full, 10000, ErrorCode::kIoError},
+                  {pipe_fds[1], 300, ErrorCode::kTimeout}};
+  int n = 2;
+  for (const auto& output : kOutputs) {
+    SnapshotOptions opt;
+    opt.deadline = Clock::now() + std::chrono::milliseconds(output.ms);
+    auto r = WriteSnapshot(*Find(path_), output.fd, opt);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().code, output.code) << r.error().message;
+    EXPECT_FALSE(Info(path_).gate_closed);
+    host_->Must(Insert(n++, 10));
+    if (wal()) {
+      EXPECT_EQ(Checkpoint("TRUNCATE"), 0);
+    }
+  }
+  close(full);
   close(pipe_fds[0]);
   close(pipe_fds[1]);
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().code, ErrorCode::kTimeout) << r.error().message;
-  host_->Must("INSERT INTO seq VALUES (2, 'x')");
-  if (wal()) {
-    EXPECT_EQ(host_->Int("PRAGMA wal_checkpoint(TRUNCATE)"), 0);
-  }
 }
 
-INSTANTIATE_TEST_SUITE_P(Modes, SnapshotTest,
-                         ::testing::Values("wal", "delete", "truncate",
-                                           "persist"));
+INSTANTIATE_TEST_SUITE_P(
+    Modes, SnapshotTest,
+    ::testing::ValuesIn(SnapshotModes(/*normal=*/true, /*exclusive=*/true)),
+    ModeName);
 
 TEST(Snapshot, AnEmptyWalMeansTheDatabaseFileIsTheImage) {
   TempDir dir;
@@ -243,40 +224,21 @@ TEST_P(SnapshotTortureTest, EveryImageIsACommittedPrefix) {
     sqlite3_busy_timeout(c.get(), 10000);
     c.Must("PRAGMA journal_size_limit=65536; PRAGMA cache_size=20");
     unsigned x = static_cast<unsigned>(seed);
-    const char* const kCheckpoints[] = {"PASSIVE", "FULL", "RESTART",
-                                        "TRUNCATE"};
     while (Clock::now() < end) {
       x = x * 1103515245 + 12345;
-      const unsigned r = (x >> 16) % 100;
       std::lock_guard<std::mutex> lock(serial);
-      std::string sql;
-      if (r < 50) {
-        sql = "BEGIN IMMEDIATE; INSERT INTO seq SELECT coalesce(max(n),0)+1, "
-              "randomblob(" + std::to_string(50 + x % 9000) + ") FROM seq; COMMIT";
-      } else if (r < 65) {
-        sql = "BEGIN IMMEDIATE; INSERT INTO seq SELECT coalesce(max(n),0)+1, "
-              "randomblob(100) FROM seq; SAVEPOINT s; INSERT INTO seq SELECT "
-              "max(n)+1, randomblob(20000) FROM seq; ROLLBACK TO s; RELEASE s; "
-              "COMMIT";
-      } else if (r < 75) {
-        sql = "BEGIN; INSERT INTO seq SELECT coalesce(max(n),0)+1, "
-              "randomblob(60000) FROM seq; ROLLBACK";
-      } else if (r < 85) {
-        sql = "BEGIN IMMEDIATE; UPDATE seq SET pad = NULL WHERE n % 7 = " +
-              std::to_string(x % 7) + "; COMMIT; PRAGMA incremental_vacuum";
-      } else if (wal) {
-        sql = std::string("PRAGMA wal_checkpoint(") + kCheckpoints[x % 4] + ")";
+      const TortureStep step = RandomTortureStep(x, wal, "BEGIN IMMEDIATE");
+      if (step.checkpoint != nullptr) {
+        // Busy when it could not finish (first column 1): an error here.
+        const std::string sql =
+            std::string("PRAGMA wal_checkpoint(") + step.checkpoint + ")";
         sqlite3_stmt* st = nullptr;
         sqlite3_prepare_v2(c.get(), sql.c_str(), -1, &st, nullptr);
         if (sqlite3_step(st) != SQLITE_ROW || sqlite3_column_int(st, 0) != 0) {
           ++host_errors;
         }
         sqlite3_finalize(st);
-        continue;
-      } else {
-        continue;
-      }
-      if (c.Exec(sql) != SQLITE_OK) {
+      } else if (!step.sql.empty() && c.Exec(step.sql) != SQLITE_OK) {
         ++host_errors;
         c.Exec("ROLLBACK");
       }
@@ -317,44 +279,52 @@ TEST_P(SnapshotTortureTest, EveryImageIsACommittedPrefix) {
 INSTANTIATE_TEST_SUITE_P(Modes, SnapshotTortureTest,
                          ::testing::Values("wal", "delete"));
 
-// The host closes its connection while a snapshot is being written: the
-// snapshot's own connection keeps the database open until it is done.
+// The host closes its connection while a snapshot is being written. Normal
+// locking: the snapshot's own connection keeps the database open until it
+// is done. Exclusive locking: the host's close checkpoints (which waits for
+// the copy) and deletes the WAL; the copy reads descriptors of its own.
 TEST(SnapshotLifetime, TheHostClosingMidSnapshotIsHarmless) {
-  TempDir dir;
-  const std::string path = dir.File("closing.db");
-  auto host = std::make_unique<Conn>(path);
-  host->Must("PRAGMA journal_mode=WAL; CREATE TABLE seq(n INTEGER PRIMARY KEY, pad BLOB)");
-  for (int n = 1; n <= 40; ++n) {
-    host->Must("INSERT INTO seq VALUES (" + std::to_string(n) +
-               ", randomblob(50000))");
+  for (const bool exclusive : {false, true}) {
+    SCOPED_TRACE(exclusive ? "locking_mode=EXCLUSIVE" : "normal locking");
+    TempDir dir;
+    const std::string path = dir.File("closing.db");
+    auto host = std::make_unique<Conn>(path);
+    if (exclusive) host->Must("PRAGMA locking_mode=EXCLUSIVE");
+    host->Must("PRAGMA journal_mode=WAL; CREATE TABLE seq(n INTEGER PRIMARY "
+               "KEY, pad BLOB)");
+    for (int n = 1; n <= 40; ++n) host->Must(Insert(n, 50000));
+    auto db = Find(path);
+    int pipe_fds[2];
+    ASSERT_EQ(pipe(pipe_fds), 0);
+    const std::string image = dir.File("closing.img");
+    std::thread reader([&] {  // a slow client
+      FILE* out = fopen(image.c_str(), "wb");
+      char buf[4096];
+      ssize_t n;
+      while ((n = read(pipe_fds[0], buf, sizeof(buf))) > 0) {
+        fwrite(buf, 1, static_cast<size_t>(n), out);
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+      }
+      fclose(out);
+    });
+    std::thread closer([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      host.reset();
+    });
+    auto r = WriteSnapshot(*db, pipe_fds[1], Within(60));
+    close(pipe_fds[1]);
+    closer.join();
+    reader.join();
+    close(pipe_fds[0]);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(CheckImage(image), 40);
+    EXPECT_EQ(Context::Get()->FindByPath(path), nullptr)
+        << "the database outlived every connection";
+    // The host's close went through whole.
+    Conn check(path, "unix");
+    EXPECT_EQ(check.Int("SELECT count(*) FROM seq"), 40);
+    EXPECT_EQ(check.Text("PRAGMA integrity_check"), "ok");
   }
-  auto db = Find(path);
-  int pipe_fds[2];
-  ASSERT_EQ(pipe(pipe_fds), 0);
-  const std::string image = dir.File("closing.img");
-  std::thread reader([&] {  // a slow client
-    FILE* out = fopen(image.c_str(), "wb");
-    char buf[4096];
-    ssize_t n;
-    while ((n = read(pipe_fds[0], buf, sizeof(buf))) > 0) {
-      fwrite(buf, 1, static_cast<size_t>(n), out);
-      std::this_thread::sleep_for(std::chrono::microseconds(200));
-    }
-    fclose(out);
-  });
-  std::thread closer([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    host.reset();
-  });
-  auto r = WriteSnapshot(*db, pipe_fds[1], Within(60));
-  close(pipe_fds[1]);
-  closer.join();
-  reader.join();
-  close(pipe_fds[0]);
-  ASSERT_TRUE(r.ok()) << r.error().message;
-  EXPECT_EQ(CheckImage(image), 40);
-  EXPECT_EQ(Context::Get()->FindByPath(path), nullptr)
-      << "the database outlived every connection";
 }
 
 }  // namespace
