@@ -233,14 +233,16 @@ class Database {
   // its time limit (the point was not quiescent throughout).
   bool ReopenGate(uint64_t token) QUIESCE_EXCLUDES(mu);
 
-  // Host lock path, with mu held, before a request reaches the base VFS:
-  // waits, bounded by max_stall, while a closed gate holds it back.
-  void AdmitShmLock(ShimFile* f, int offset, int n, int flags)
+  // Host lock path, with mu held, before each try at the base VFS: waits,
+  // until `deadline` at most, while a closed gate holds the request back.
+  void AdmitShmLock(ShimFile* f, int offset, int n, int flags,
+                    Clock::time_point deadline) QUIESCE_REQUIRES(mu);
+  void AdmitLock(ShimFile* f, int level, Clock::time_point deadline)
       QUIESCE_REQUIRES(mu);
-  void AdmitLock(ShimFile* f, int level) QUIESCE_REQUIRES(mu);
   // After the base VFS said BUSY: when quiesce's own connection holds a
   // conflicting lock, waits (bounded) for it to go and returns true so the
-  // caller retries; false when there is nothing to wait for.
+  // caller retries; false when there is nothing to wait for. The wait
+  // releases mu: the retry must pass Admit*Lock again.
   bool AwaitOwnShmRelease(ShimFile* f, int offset, int n, int flags,
                           Clock::time_point deadline) QUIESCE_REQUIRES(mu);
   bool AwaitOwnLockRelease(ShimFile* f, int level, Clock::time_point deadline)

@@ -140,16 +140,17 @@ void Database::WaitAtGate(HeldBack held_back, Clock::time_point deadline) {
   if (waited > gate_stats_.max_wait_us) gate_stats_.max_wait_us = waited;
 }
 
-void Database::AdmitShmLock(ShimFile* f, int offset, int /*n*/, int flags) {
+void Database::AdmitShmLock(ShimFile* f, int offset, int /*n*/, int flags,
+                            Clock::time_point deadline) {
   if (flags & SQLITE_SHM_UNLOCK) return;
   if (GateHoldsBack(f, /*shm=*/true, offset, flags, 0)) {
-    WaitAtGate([] { return true; }, Clock::now() + max_stall_);
+    WaitAtGate([] { return true; }, deadline);
   }
 }
 
-void Database::AdmitLock(ShimFile* f, int level) {
+void Database::AdmitLock(ShimFile* f, int level, Clock::time_point deadline) {
   if (GateHoldsBack(f, /*shm=*/false, 0, 0, level)) {
-    WaitAtGate([] { return true; }, Clock::now() + max_stall_);
+    WaitAtGate([] { return true; }, deadline);
   }
 }
 

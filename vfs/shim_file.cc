@@ -218,13 +218,15 @@ int ShimLock(sqlite3_file* file, int level) {
   Database& db = *f->db;
   MutexLock lock(&db.mu);
   // The gate check, the base's lock and the table update happen under one
-  // mutex: a drain can never miss a lock taken past an open gate.
-  db.AdmitLock(f, level);
+  // mutex: a drain can never miss a lock taken past an open gate. A wait
+  // for quiesce's own lock releases the mutex, so each try is admitted
+  // anew; one max_stall bounds all the waits of the request.
   const auto deadline = Database::Clock::now() + db.max_stall();
-  int rc = real->pMethods->xLock(real, level);
-  while (rc == SQLITE_BUSY && db.AwaitOwnLockRelease(f, level, deadline)) {
+  int rc;
+  do {
+    db.AdmitLock(f, level, deadline);
     rc = real->pMethods->xLock(real, level);
-  }
+  } while (rc == SQLITE_BUSY && db.AwaitOwnLockRelease(f, level, deadline));
   if (rc == SQLITE_OK) {
     f->lock_level = level;
     db.OnLocksChanged(f);
@@ -353,13 +355,14 @@ int ShimShmLock(sqlite3_file* file, int offset, int n, int flags) {
     // Decide before the unlock: until then no one else can commit.
     db.OnWalWriteUnlocking(f);
   }
-  db.AdmitShmLock(f, offset, n, flags);
+  // As in ShimLock: admitted anew after every wait for quiesce's own lock.
   const auto deadline = Database::Clock::now() + db.max_stall();
-  int rc = real->pMethods->xShmLock(real, offset, n, flags);
-  while (rc == SQLITE_BUSY &&
-         db.AwaitOwnShmRelease(f, offset, n, flags, deadline)) {
+  int rc;
+  do {
+    db.AdmitShmLock(f, offset, n, flags, deadline);
     rc = real->pMethods->xShmLock(real, offset, n, flags);
-  }
+  } while (rc == SQLITE_BUSY &&
+           db.AwaitOwnShmRelease(f, offset, n, flags, deadline));
   if (rc != SQLITE_OK) return rc;
   TrackShmLock(db, f, offset, n, flags);
   db.OnLocksChanged(f);

@@ -1,0 +1,91 @@
+// The gate's admission of host lock requests, in the cases a live workload
+// hits only by chance.
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include "own_connection.h"
+#include "shim_file.h"
+#include "support.h"
+#include "wal_format.h"
+
+namespace quiesce::testing {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Polls `done` every millisecond for up to ten seconds.
+template <typename Done>
+bool Eventually(Done done) {
+  const auto give_up = Clock::now() + std::chrono::seconds(10);
+  while (!done()) {
+    if (Clock::now() >= give_up) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
+
+// A host request that found quiesce's own connection in its way waits for
+// it with the database mutex released, and the gate may close meanwhile
+// (the drain sees that handle holding nothing). Taking the lock then would
+// start a transaction inside the quiescent point: for an injection, a read
+// snapshot the injection makes stale (the host's BEGIN IMMEDIATE then fails
+// with SQLITE_BUSY_SNAPSHOT). The request must pass the gate again.
+TEST(Gate, ARequestThatWaitedForQuiesceIsAdmittedAgain) {
+  TempDir dir;
+  const std::string path = dir.File("gate.db");
+  Conn host(path);
+  host.Must("PRAGMA journal_mode=WAL; CREATE TABLE t(x); "
+            "INSERT INTO t VALUES (1)");
+  Conn reader(path);
+  // A read now leaves a read mark at the current end of the WAL: the next
+  // read asks straight for that mark, shared.
+  EXPECT_EQ(reader.Int("SELECT count(*) FROM t"), 1);
+  auto db = Find(path);
+
+  auto own = OwnConnection::Open(*db);
+  ASSERT_TRUE(own.ok()) << own.error().message;
+  ASSERT_TRUE(own.value()->BeginRead().ok());  // maps the wal-index
+  ASSERT_TRUE(own.value()->Exec("COMMIT").ok());
+  auto* own_file = reinterpret_cast<sqlite3_file*>(own.value()->main_file());
+  // Every read mark, as a checkpoint holds one while it moves it.
+  const int marks = wal::kNumLocks - wal::kReadLock0;
+  ASSERT_EQ(own_file->pMethods->xShmLock(
+                own_file, wal::kReadLock0, marks,
+                SQLITE_SHM_LOCK | SQLITE_SHM_EXCLUSIVE),
+            SQLITE_OK);
+
+  std::atomic<bool> read_done{false};
+  int read_rc = -1;
+  std::thread t([&] {
+    read_rc = reader.Exec("BEGIN; SELECT count(*) FROM t; COMMIT");
+    read_done = true;
+  });
+  ASSERT_TRUE(Eventually([&] { return Info(path).gate.own_conflict_waits; }));
+
+  // The reader holds nothing, so the gate closes at once.
+  const auto now = Clock::now();
+  auto token = db->CloseGate(Drain::kInject, /*readers_may_proceed=*/false,
+                             now + std::chrono::seconds(2),
+                             now + std::chrono::seconds(5));
+  ASSERT_TRUE(token.ok()) << token.error().message;
+  ASSERT_EQ(own_file->pMethods->xShmLock(
+                own_file, wal::kReadLock0, marks,
+                SQLITE_SHM_UNLOCK | SQLITE_SHM_EXCLUSIVE),
+            SQLITE_OK);
+
+  // Now it must wait at the closed gate, not read.
+  EXPECT_TRUE(Eventually([&] { return read_done || Info(path).gate.waits; }));
+  EXPECT_FALSE(read_done) << "a host transaction began at a closed gate";
+
+  EXPECT_TRUE(db->ReopenGate(token.value()));
+  t.join();
+  EXPECT_EQ(read_rc, SQLITE_OK);
+  EXPECT_EQ(Info(path).gate.stall_timeouts, 0u);
+}
+
+}  // namespace
+}  // namespace quiesce::testing
