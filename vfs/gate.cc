@@ -244,6 +244,12 @@ bool Database::AwaitOwnShmRelease(ShimFile* f, int offset, int n, int flags,
 bool Database::AwaitOwnLockRelease(ShimFile* f, int level,
                                    Clock::time_point deadline) {
   if (f->own || level <= SQLITE_LOCK_SHARED) return false;
+  // In WAL mode EXCLUSIVE on the database file is a probe, never a commit:
+  // mostly a closing connection's checkpoint, which SQLite skips when
+  // another connection is open. Waiting would stall the close for as long
+  // as a snapshot copies. (A switch out of WAL mode meanwhile fails as it
+  // would beside any other connection.)
+  if (journal_mode_ == JournalMode::kWal) return false;
   return AwaitOwn(
       [&]() QUIESCE_REQUIRES(mu) {
         for (const ShimFile* g : handles_) {
