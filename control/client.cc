@@ -39,6 +39,15 @@ std::unique_ptr<Client> Client::Connect(
   if (!fd) {
     const int err = errno;
     *error = "cannot connect to " + path + ": " + ErrnoText(err);
+    if (err == ENOENT) {
+      *error +=
+          " (is the host running with the shim loaded? If it is, its "
+          "SQLite log says why the control server did not start: for one, "
+          "a socket directory that is not the host user's own with mode "
+          "0700)";
+    } else if (err == ECONNREFUSED) {
+      *error += " (nothing listens there: the host that served it has exited)";
+    }
     errno = err;
     return nullptr;
   }

@@ -316,6 +316,22 @@ TEST_F(ServerTest, ASecondServerOnALiveSocketFailsCleanly) {
   EXPECT_TRUE(Call(*Connect(), "hello").ok);
 }
 
+TEST_F(ServerTest, AClientWithNoServerToReachSaysWhatToCheck) {
+  std::string error;
+  const std::string path = dir_.File("nobody.sock");
+  EXPECT_EQ(Client::Connect(path, 1000, &error), nullptr);
+  EXPECT_NE(error.find("is the host running"), std::string::npos) << error;
+  EXPECT_NE(error.find("0700"), std::string::npos) << error;
+
+  // A socket left behind by a host that exited.
+  StartServer({}, {geteuid(), {}, ""}, path);
+  const std::string copy = dir_.File("stale.sock");
+  ASSERT_EQ(link(path.c_str(), copy.c_str()), 0);
+  server_->Stop();
+  EXPECT_EQ(Client::Connect(copy, 1000, &error), nullptr);
+  EXPECT_NE(error.find("has exited"), std::string::npos) << error;
+}
+
 TEST_F(ServerTest, StopClosesSessionsAndUnlinksTheSocket) {
   StartServer();
   const std::string path = server_->socket();

@@ -41,8 +41,9 @@ bool ChooseSocket(const std::string& flag, std::string* socket,
   for (const std::string& dir : dirs) where += " " + dir;
   if (found.empty()) {
     *error = "no host socket found in" + where +
-             "; is the host running with a control socket? Name it with "
-             "--socket PATH or QUIESCE_SOCKET";
+             "; is the host running with the shim loaded? Name its socket "
+             "with --socket PATH or QUIESCE_SOCKET. (If the host runs, its "
+             "SQLite log says why the control server did not start.)";
   } else {
     *error = std::to_string(found.size()) + " host sockets found:";
     for (const std::string& s : found) *error += "\n  " + s;
