@@ -88,6 +88,44 @@ TEST(Gate, ARequestThatWaitedForQuiesceIsAdmittedAgain) {
   EXPECT_EQ(Info(path).gate.stall_timeouts, 0u);
 }
 
+// A reopen releases every host request waiting at that moment. When the
+// gate closes again before such a request gets to run (injections back to
+// back), it still goes first; otherwise it could wait until max_stall.
+TEST(Gate, ARequestReleasedByAReopenGoesBeforeTheNextClose) {
+  TempDir dir;
+  const std::string path = dir.File("fair.db");
+  Conn host(path);
+  host.Must("PRAGMA journal_mode=WAL; CREATE TABLE t(x)");
+  auto db = Find(path);
+  Conn writer(path);
+  // Its schema loaded, the INSERT below is one transaction whose only
+  // request that can wait at the gate is its first.
+  EXPECT_EQ(writer.Int("SELECT count(*) FROM t"), 0);
+
+  auto close = [&] {
+    const auto now = Clock::now();
+    return db->CloseGate(Drain::kInject, /*readers_may_proceed=*/false,
+                         now + std::chrono::seconds(2),
+                         now + std::chrono::seconds(3));
+  };
+  auto first = close();
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  int write_rc = -1;
+  std::thread t([&] { write_rc = writer.Exec("INSERT INTO t VALUES (1)"); });
+  ASSERT_TRUE(Eventually([&] { return Info(path).gate.waits; }));
+  const uint64_t before = Info(path).generation;
+
+  EXPECT_TRUE(db->ReopenGate(first.value()));
+  auto second = close();  // at once, before the writer can have run
+  ASSERT_TRUE(second.ok()) << second.error().message;
+  EXPECT_EQ(Info(path).generation, before + 1)
+      << "the released writer did not commit before the next close";
+  EXPECT_TRUE(db->ReopenGate(second.value()));
+  t.join();
+  EXPECT_EQ(write_rc, SQLITE_OK);
+  EXPECT_EQ(Info(path).gate.stall_timeouts, 0u);
+}
+
 // A WAL connection that closes asks for EXCLUSIVE on the database file to
 // checkpoint if it is the last one. quiesce's own connection holds SHARED
 // there for as long as an operation runs: the close must not wait for it.

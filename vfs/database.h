@@ -277,8 +277,8 @@ class Database {
   void SetLockingModeLocked(LockingMode mode) QUIESCE_REQUIRES(mu);
   // The first host handle that keeps the gate from draining, or null.
   const ShimFile* DrainBlocker() const QUIESCE_REQUIRES(mu);
-  // Waits while the gate is not open and held_back() says so, until the
-  // lease ends or the deadline.
+  // Waits while the gate is not open and held_back() says so, until a
+  // reopen, the lease's end or the deadline.
   template <typename HeldBack>
   void WaitAtGate(HeldBack held_back, Clock::time_point deadline)
       QUIESCE_REQUIRES(mu);
@@ -349,6 +349,12 @@ class Database {
   uint64_t gate_token_ QUIESCE_GUARDED_BY(mu) = 0;
   Clock::time_point closed_until_ QUIESCE_GUARDED_BY(mu);
   int waiters_ QUIESCE_GUARDED_BY(mu) = 0;  // host requests waiting
+  // A reopen releases every request waiting at that moment, and they go
+  // first: each goes ahead even if the gate is closing again by the time
+  // it runs, and a close is not complete until all have passed. Without
+  // that, closes back to back could keep one waiting until max_stall.
+  uint64_t reopens_ QUIESCE_GUARDED_BY(mu) = 0;
+  int released_waiters_ QUIESCE_GUARDED_BY(mu) = 0;  // not run yet
   bool own_waited_for_ QUIESCE_GUARDED_BY(mu) = false;
   int own_waiters_ QUIESCE_GUARDED_BY(mu) = 0;
   Clock::time_point own_waiters_since_ QUIESCE_GUARDED_BY(mu);

@@ -111,9 +111,10 @@ bool Database::GateHoldsBack(const ShimFile* f, bool shm, int offset,
 template <typename HeldBack>
 void Database::WaitAtGate(HeldBack held_back, Clock::time_point deadline) {
   const Clock::time_point start = Clock::now();
+  const uint64_t reopens = reopens_;
   ++waiters_;
   ++gate_stats_.waits;
-  while (gate_ != GateState::kOpen && held_back()) {
+  while (gate_ != GateState::kOpen && reopens_ == reopens && held_back()) {
     const Clock::time_point now = Clock::now();
     if (gate_ == GateState::kClosed && now >= closed_until_) {
       // The lease ran out and nobody reopened: revoke it here, so that no
@@ -136,6 +137,10 @@ void Database::WaitAtGate(HeldBack held_back, Clock::time_point deadline) {
     gate_cv_.WaitUntil(&mu, until);
   }
   --waiters_;
+  if (reopens_ != reopens) {
+    --released_waiters_;
+    if (gate_ == GateState::kClosing) gate_cv_.SignalAll();
+  }
   const uint64_t waited = Micros(Clock::now() - start);
   if (waited > gate_stats_.max_wait_us) gate_stats_.max_wait_us = waited;
 }
@@ -307,7 +312,8 @@ Result<uint64_t> Database::CloseGate(Drain level, bool readers_may_proceed,
   wal_guard_ = UINT64_MAX;  // until the copy says which prefix it reads
   for (;;) {
     const ShimFile* blocker = write_gate ? nullptr : DrainBlocker();
-    if (blocker == nullptr && !(write_gate && ExclusiveWritesBusy())) break;
+    const bool writes_busy = write_gate && ExclusiveWritesBusy();
+    if (blocker == nullptr && !writes_busy && released_waiters_ == 0) break;
     if (Clock::now() >= drain_deadline) {
       char message[256];
       if (blocker != nullptr) {
@@ -319,6 +325,11 @@ Result<uint64_t> Database::CloseGate(Drain level, bool readers_may_proceed,
             DescribeLocks(blocker).c_str(),
             static_cast<unsigned long long>(
                 Micros(Clock::now() - blocker->held_since) / 1000));
+      } else if (!writes_busy) {
+        std::snprintf(message, sizeof(message),
+                      "the host did not finish in time: %d lock requests "
+                      "released by the last reopen have not run",
+                      released_waiters_);
       } else if (writes_in_flight_ > 0) {
         std::snprintf(message, sizeof(message),
                       "the host did not finish in time: %d writes to the "
@@ -356,6 +367,8 @@ bool Database::ReopenGate(uint64_t token) {
 void Database::OpenGateLocked(bool revoked) {
   if (revoked) ++gate_stats_.revocations;
   gate_ = GateState::kOpen;
+  ++reopens_;
+  released_waiters_ = waiters_;
   readers_may_proceed_ = false;
   ++gate_token_;  // a revoked lease's token no longer matches
   gate_cv_.SignalAll();
