@@ -27,17 +27,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Polls `done` for up to 20 s: a bound on a wait for another thread, not a
-// timing assertion.
-template <typename Done>
-bool Eventually(Done done) {
-  const auto give_up = Clock::now() + std::chrono::seconds(20);
-  while (!done()) {
-    if (Clock::now() >= give_up) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  return true;
-}
 
 // Exclusive locking only (the shared cases are in snapshot_test.cc).
 class ExclusiveSnapshotTest : public LiveSnapshotTest {};

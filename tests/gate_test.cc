@@ -1,6 +1,7 @@
 // The gate's admission of host lock requests, in the cases a live workload
 // hits only by chance.
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <sqlite3.h>
 
 #include <atomic>
@@ -18,16 +19,55 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Polls `done` every millisecond for up to ten seconds.
-template <typename Done>
-bool Eventually(Done done) {
-  const auto give_up = Clock::now() + std::chrono::seconds(10);
-  while (!done()) {
-    if (Clock::now() >= give_up) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+// Keeps the calling thread, and the threads it starts meanwhile, on one
+// CPU for its lifetime.
+class OneCpu {
+ public:
+  OneCpu() {
+    if (sched_getaffinity(0, sizeof(all_), &all_) != 0) return;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+      if (CPU_ISSET(cpu, &all_)) {
+        CPU_SET(cpu, &one);
+        break;
+      }
+    }
+    ok_ = sched_setaffinity(0, sizeof(one), &one) == 0;
   }
-  return true;
-}
+  ~OneCpu() {
+    if (ok_) sched_setaffinity(0, sizeof(all_), &all_);
+  }
+  OneCpu(const OneCpu&) = delete;
+  OneCpu& operator=(const OneCpu&) = delete;
+  bool ok() const { return ok_; }
+
+ private:
+  cpu_set_t all_{};
+  bool ok_ = false;
+};
+
+// A live WAL database with one row in t, and the gate closed the way an
+// injection closes it.
+class GateTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    host_.Must("PRAGMA journal_mode=WAL; CREATE TABLE t(x); "
+               "INSERT INTO t VALUES (1)");
+    db_ = Find(path_);
+  }
+  Result<uint64_t> CloseForInjection() {
+    const auto now = Clock::now();
+    return db_->CloseGate(Drain::kInject, /*readers_may_proceed=*/false,
+                          now + std::chrono::seconds(2),
+                          now + std::chrono::seconds(5));
+  }
+
+  TempDir dir_;
+  const std::string path_ = dir_.File("gate.db");
+  Conn host_{path_};
+  std::shared_ptr<Database> db_;
+};
 
 // A host request that found quiesce's own connection in its way waits for
 // it with the database mutex released, and the gate may close meanwhile
@@ -35,19 +75,13 @@ bool Eventually(Done done) {
 // start a transaction inside the quiescent point: for an injection, a read
 // snapshot the injection makes stale (the host's BEGIN IMMEDIATE then fails
 // with SQLITE_BUSY_SNAPSHOT). The request must pass the gate again.
-TEST(Gate, ARequestThatWaitedForQuiesceIsAdmittedAgain) {
-  TempDir dir;
-  const std::string path = dir.File("gate.db");
-  Conn host(path);
-  host.Must("PRAGMA journal_mode=WAL; CREATE TABLE t(x); "
-            "INSERT INTO t VALUES (1)");
-  Conn reader(path);
+TEST_F(GateTest, ARequestThatWaitedForQuiesceIsAdmittedAgain) {
+  Conn reader(path_);
   // A read now leaves a read mark at the current end of the WAL: the next
   // read asks straight for that mark, shared.
   EXPECT_EQ(reader.Int("SELECT count(*) FROM t"), 1);
-  auto db = Find(path);
 
-  auto own = OwnConnection::Open(*db);
+  auto own = OwnConnection::Open(*db_);
   ASSERT_TRUE(own.ok()) << own.error().message;
   ASSERT_TRUE(own.value()->BeginRead().ok());  // maps the wal-index
   ASSERT_TRUE(own.value()->Exec("COMMIT").ok());
@@ -65,13 +99,11 @@ TEST(Gate, ARequestThatWaitedForQuiesceIsAdmittedAgain) {
     read_rc = reader.Exec("BEGIN; SELECT count(*) FROM t; COMMIT");
     read_done = true;
   });
-  ASSERT_TRUE(Eventually([&] { return Info(path).gate.own_conflict_waits; }));
+  ASSERT_TRUE(
+      Eventually([&] { return Info(path_).gate.own_conflict_waits; }));
 
   // The reader holds nothing, so the gate closes at once.
-  const auto now = Clock::now();
-  auto token = db->CloseGate(Drain::kInject, /*readers_may_proceed=*/false,
-                             now + std::chrono::seconds(2),
-                             now + std::chrono::seconds(5));
+  auto token = CloseForInjection();
   ASSERT_TRUE(token.ok()) << token.error().message;
   ASSERT_EQ(own_file->pMethods->xShmLock(
                 own_file, wal::kReadLock0, marks,
@@ -79,73 +111,62 @@ TEST(Gate, ARequestThatWaitedForQuiesceIsAdmittedAgain) {
             SQLITE_OK);
 
   // Now it must wait at the closed gate, not read.
-  EXPECT_TRUE(Eventually([&] { return read_done || Info(path).gate.waits; }));
+  EXPECT_TRUE(
+      Eventually([&] { return read_done || Info(path_).gate.waits; }));
   EXPECT_FALSE(read_done) << "a host transaction began at a closed gate";
 
-  EXPECT_TRUE(db->ReopenGate(token.value()));
+  EXPECT_TRUE(db_->ReopenGate(token.value()));
   t.join();
   EXPECT_EQ(read_rc, SQLITE_OK);
-  EXPECT_EQ(Info(path).gate.stall_timeouts, 0u);
+  EXPECT_EQ(Info(path_).gate.stall_timeouts, 0u);
 }
 
 // A reopen releases every host request waiting at that moment. When the
 // gate closes again before such a request gets to run (injections back to
 // back), it still goes first; otherwise it could wait until max_stall.
-TEST(Gate, ARequestReleasedByAReopenGoesBeforeTheNextClose) {
-  TempDir dir;
-  const std::string path = dir.File("fair.db");
-  Conn host(path);
-  host.Must("PRAGMA journal_mode=WAL; CREATE TABLE t(x)");
-  auto db = Find(path);
-  Conn writer(path);
+TEST_F(GateTest, ARequestReleasedByAReopenGoesBeforeTheNextClose) {
+  // On one CPU the woken writer cannot run between the reopen and the next
+  // close unless that close waits for it.
+  OneCpu one_cpu;
+  ASSERT_TRUE(one_cpu.ok());
+  Conn writer(path_);
   // Its schema loaded, the INSERT below is one transaction whose only
   // request that can wait at the gate is its first.
-  EXPECT_EQ(writer.Int("SELECT count(*) FROM t"), 0);
+  EXPECT_EQ(writer.Int("SELECT count(*) FROM t"), 1);
 
-  auto close = [&] {
-    const auto now = Clock::now();
-    return db->CloseGate(Drain::kInject, /*readers_may_proceed=*/false,
-                         now + std::chrono::seconds(2),
-                         now + std::chrono::seconds(3));
-  };
-  auto first = close();
+  auto first = CloseForInjection();
   ASSERT_TRUE(first.ok()) << first.error().message;
   int write_rc = -1;
-  std::thread t([&] { write_rc = writer.Exec("INSERT INTO t VALUES (1)"); });
-  ASSERT_TRUE(Eventually([&] { return Info(path).gate.waits; }));
-  const uint64_t before = Info(path).generation;
+  std::thread t([&] { write_rc = writer.Exec("INSERT INTO t VALUES (2)"); });
+  ASSERT_TRUE(Eventually([&] { return Info(path_).gate.waits; }));
+  const uint64_t before = Info(path_).generation;
 
-  EXPECT_TRUE(db->ReopenGate(first.value()));
-  auto second = close();  // at once, before the writer can have run
+  EXPECT_TRUE(db_->ReopenGate(first.value()));
+  auto second = CloseForInjection();  // at once, before the writer has run
   ASSERT_TRUE(second.ok()) << second.error().message;
-  EXPECT_EQ(Info(path).generation, before + 1)
+  EXPECT_EQ(Info(path_).generation, before + 1)
       << "the released writer did not commit before the next close";
-  EXPECT_TRUE(db->ReopenGate(second.value()));
+  EXPECT_TRUE(db_->ReopenGate(second.value()));
   t.join();
   EXPECT_EQ(write_rc, SQLITE_OK);
-  EXPECT_EQ(Info(path).gate.stall_timeouts, 0u);
+  EXPECT_EQ(Info(path_).gate.stall_timeouts, 0u);
 }
 
 // A WAL connection that closes asks for EXCLUSIVE on the database file to
 // checkpoint if it is the last one. quiesce's own connection holds SHARED
 // there for as long as an operation runs: the close must not wait for it.
-TEST(Gate, AClosingWalConnectionDoesNotWaitForQuiesce) {
-  TempDir dir;
-  const std::string path = dir.File("close.db");
-  Conn host(path);
-  host.Must("PRAGMA journal_mode=WAL; CREATE TABLE t(x); "
-            "INSERT INTO t VALUES (1)");
-  auto own = OwnConnection::Open(*Find(path));
+TEST_F(GateTest, AClosingWalConnectionDoesNotWaitForQuiesce) {
+  auto own = OwnConnection::Open(*db_);
   ASSERT_TRUE(own.ok()) << own.error().message;
   ASSERT_TRUE(own.value()->BeginRead().ok());  // as a snapshot does
 
-  Conn other(path);
+  Conn other(path_);
   EXPECT_EQ(other.Int("SELECT count(*) FROM t"), 1);
-  host.Close();
+  host_.Close();
   other.Close();
-  EXPECT_EQ(Info(path).gate.own_conflict_waits, 0u);
+  EXPECT_EQ(Info(path_).gate.own_conflict_waits, 0u);
   // Nothing was checkpointed away under the open read transaction.
-  EXPECT_TRUE(std::filesystem::exists(path + "-wal"));
+  EXPECT_TRUE(std::filesystem::exists(path_ + "-wal"));
   ASSERT_TRUE(own.value()->Exec("COMMIT").ok());
 }
 

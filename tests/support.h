@@ -5,9 +5,11 @@
 
 #include <sqlite3.h>
 
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "database.h"
 
@@ -55,6 +57,19 @@ class Conn {
  private:
   sqlite3* db_ = nullptr;
 };
+
+// Polls `done` every millisecond for up to 20 s: a bound on a wait for
+// another thread, not a timing assertion. False when it never came true.
+template <typename Done>
+bool Eventually(Done done) {
+  const auto give_up =
+      std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= give_up) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
 
 // The shim's state of the open database at path (fails the test when the
 // shim does not know it).
