@@ -221,10 +221,12 @@ class Database {
   using Clock = std::chrono::steady_clock;
 
   // Closes the gate to new host transactions and waits, until
-  // drain_deadline (capped, like closed_until, at lease_cap from now), for the host handles that hold locks (as `level` counts
-  // them) to finish. On success the point is quiescent and stays so until
-  // ReopenGate(token) or `closed_until`, whichever comes first; on timeout
-  // the gate reopens and the error names the handle that held it.
+  // drain_deadline (capped, like closed_until, at lease_cap from now), for
+  // the host handles that hold locks (as `level` counts them) to finish,
+  // and for the requests the last reopen released to pass. On success the
+  // point is quiescent and stays so until ReopenGate(token) or
+  // `closed_until`, whichever comes first; on timeout the gate reopens and
+  // the error names what held it.
   Result<uint64_t> CloseGate(Drain level, bool readers_may_proceed,
                              Clock::time_point drain_deadline,
                              Clock::time_point closed_until)
