@@ -95,7 +95,9 @@ TEST_F(GateTest, ARequestThatWaitedForQuiesceIsAdmittedAgain) {
 
   std::atomic<bool> read_done{false};
   int read_rc = -1;
-  std::thread t([&] {
+  // jthread: an ASSERT below returns through its join, bounded by the
+  // lease or max_stall.
+  std::jthread t([&] {
     read_rc = reader.Exec("BEGIN; SELECT count(*) FROM t; COMMIT");
     read_done = true;
   });
@@ -137,7 +139,9 @@ TEST_F(GateTest, ARequestReleasedByAReopenGoesBeforeTheNextClose) {
   auto first = CloseForInjection();
   ASSERT_TRUE(first.ok()) << first.error().message;
   int write_rc = -1;
-  std::thread t([&] { write_rc = writer.Exec("INSERT INTO t VALUES (2)"); });
+  // jthread: an ASSERT below returns through its join, bounded by the
+  // lease or max_stall.
+  std::jthread t([&] { write_rc = writer.Exec("INSERT INTO t VALUES (2)"); });
   ASSERT_TRUE(Eventually([&] { return Info(path_).gate.waits; }));
   const uint64_t before = Info(path_).generation;
 
