@@ -102,7 +102,7 @@ TEST_F(GateTest, ARequestThatWaitedForQuiesceIsAdmittedAgain) {
     read_done = true;
   });
   ASSERT_TRUE(
-      Eventually([&] { return Info(path_).gate.own_conflict_waits; }));
+      Eventually([&] { return Info(path_).gate.own_waits; }));
 
   // The reader holds nothing, so the gate closes at once.
   auto token = CloseForInjection();
@@ -168,7 +168,7 @@ TEST_F(GateTest, AClosingWalConnectionDoesNotWaitForQuiesce) {
   EXPECT_EQ(other.Int("SELECT count(*) FROM t"), 1);
   host_.Close();
   other.Close();
-  EXPECT_EQ(Info(path_).gate.own_conflict_waits, 0u);
+  EXPECT_EQ(Info(path_).gate.own_waits, 0u);
   // Nothing was checkpointed away under the open read transaction.
   EXPECT_TRUE(std::filesystem::exists(path_ + "-wal"));
   ASSERT_TRUE(own.value()->Exec("COMMIT").ok());

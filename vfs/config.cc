@@ -46,6 +46,29 @@ bool ParseUidList(std::string_view text, std::vector<uid_t>* out) {
   return true;
 }
 
+// "a, B,c" -> {"a", "b", "c"}; false on an empty or odd name.
+bool ParseFunctionList(std::string_view text, std::vector<std::string>* out) {
+  out->clear();
+  while (!text.empty()) {
+    const size_t comma = text.find(',');
+    std::string_view name = text.substr(0, comma);
+    while (!name.empty() && name.front() == ' ') name.remove_prefix(1);
+    while (!name.empty() && name.back() == ' ') name.remove_suffix(1);
+    if (name.empty()) return false;
+    std::string lower;
+    for (char c : name) {
+      const bool word = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                        (c >= '0' && c <= '9') || c == '_';
+      if (!word) return false;
+      lower.push_back(static_cast<char>(c | ((c >= 'A' && c <= 'Z') ? 0x20 : 0)));
+    }
+    out->push_back(std::move(lower));
+    if (comma == std::string_view::npos) break;
+    text.remove_prefix(comma + 1);
+  }
+  return true;
+}
+
 bool CheckStall(Config* config, std::string* error) {
   if (config->max_stall_ms == 0) config->max_stall_ms = 5000;
   if (config->max_stall_ms < 100 || config->max_stall_ms > kMaxStallLimitMs) {
@@ -73,6 +96,9 @@ const std::vector<EnvVar>& EnvVars() {
       {"QUIESCE_ALLOW_UIDS", "comma-separated peer uids allowed to connect"},
       {"QUIESCE_WRITABLE", "1, or a glob of database paths clients may write"},
       {"QUIESCE_ALLOW_DDL", "1: injections may run DDL"},
+      {"QUIESCE_INJECT_FUNCTIONS",
+       "comma-separated SQL functions injections may call beyond the "
+       "built-in list (each must cost linear time at most)"},
   };
   return vars;
 }
@@ -112,6 +138,12 @@ bool ConfigFromEnv(const GetEnv& getenv, Config* config, std::string* error) {
       return bad("QUIESCE_ALLOW_DDL", v, "0 or 1");
     }
   }
+  if (const char* v = getenv("QUIESCE_INJECT_FUNCTIONS")) {
+    if (!ParseFunctionList(v, &c.inject_functions)) {
+      return bad("QUIESCE_INJECT_FUNCTIONS", v,
+                 "comma-separated function names");
+    }
+  }
   if (c.writable == "0") c.writable.clear();
   if (!CheckStall(&c, error)) return false;
   *config = std::move(c);
@@ -141,6 +173,12 @@ bool ConfigFromC(const quiesce_config* in, Config* config, std::string* error) {
   if (full.writable) c.writable = full.writable;
   if (c.writable == "0") c.writable.clear();
   c.allow_ddl = full.allow_ddl != 0;
+  if (full.inject_functions &&
+      !ParseFunctionList(full.inject_functions, &c.inject_functions)) {
+    *error = std::string("inject_functions='") + full.inject_functions +
+             "': expected comma-separated function names";
+    return false;
+  }
   c.resolve = full.resolve;
   c.resolve_arg = full.resolve_arg;
   if (!CheckStall(&c, error)) return false;

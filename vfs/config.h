@@ -25,6 +25,8 @@ struct Config {
   std::vector<uid_t> allow_uids;       // empty: the host's own uid
   std::string writable;                // "": none; "1": all; else a glob
   bool allow_ddl = false;
+  // SQL functions injections may call beyond the built-in list (lower case).
+  std::vector<std::string> inject_functions;
   quiesce_resolver resolve = nullptr;  // null: dlsym(RTLD_DEFAULT)
   void* resolve_arg = nullptr;
 };

@@ -80,14 +80,30 @@ struct CommittedState {
   Position position;
 };
 
+// Every wait of a host request that quiesce causes, counted where it
+// happens, by cause. DESIGN.md "The gate": an unmeasured wait is a bug.
 struct GateStats {
   uint64_t closes = 0;          // quiescent points reached
   uint64_t drain_timeouts = 0;  // closes that failed: a holder did not finish
-  uint64_t waits = 0;           // host lock requests that waited
-  uint64_t max_wait_us = 0;     // longest such wait
-  uint64_t stall_timeouts = 0;  // waits that reached max_stall: a fault
+  // Host requests (lock requests, or writes under the exclusive-locking
+  // write gate) held back at a closed gate: how many, for how long in all,
+  // the longest.
+  uint64_t waits = 0;
+  uint64_t wait_us = 0;
+  uint64_t max_wait_us = 0;
+  // Host lock requests that waited for a lock quiesce's own connection
+  // held (a FULL/RESTART/TRUNCATE checkpoint against a snapshot's read
+  // mark, a rollback writer against a copy's SHARED, anything against a
+  // lock quiesce holds exclusively for a moment).
+  uint64_t own_waits = 0;
+  uint64_t own_wait_us = 0;
+  uint64_t own_max_wait_us = 0;
+  uint64_t stall_timeouts = 0;  // waits of either cause that reached
+                                // max_stall: a fault
   uint64_t revocations = 0;     // leases ended by their time limit
-  uint64_t own_conflict_waits = 0;  // host requests that waited for quiesce
+  // quiesce operations that gave up a lock or a closed gate because a host
+  // request waited on it while the operation waited on its client.
+  uint64_t yields = 0;
 };
 
 // The commit a consistent copy stands at.
@@ -242,16 +258,28 @@ class Database {
   void AdmitLock(ShimFile* f, int level, Clock::time_point deadline)
       QUIESCE_REQUIRES(mu);
   // After the base VFS said BUSY: when quiesce's own connection holds a
-  // conflicting lock, waits (bounded) for it to go and returns true so the
-  // caller retries; false when there is nothing to wait for. The wait
+  // conflicting lock that this request may wait for, waits (bounded) for it
+  // to go and returns true so the caller retries; false when there is
+  // nothing to wait for, and the host gets BUSY as beside any other reader.
+  // In WAL mode only a FULL, RESTART or TRUNCATE checkpoint waits for a
+  // snapshot's read mark: read-mark probes, passive and automatic
+  // checkpoints and WAL restarts move on when a mark is busy. The wait
   // releases mu: the retry must pass Admit*Lock again.
   bool AwaitOwnShmRelease(ShimFile* f, int offset, int n, int flags,
                           Clock::time_point deadline) QUIESCE_REQUIRES(mu);
   bool AwaitOwnLockRelease(ShimFile* f, int level, Clock::time_point deadline)
       QUIESCE_REQUIRES(mu);
-  // True when a host request has waited for quiesce's own connection
-  // longer than lease_cap: whatever quiesce holds it should give up now.
-  bool HostWaitingOnOwnTooLong() QUIESCE_EXCLUDES(mu);
+  // How long the longest-waiting host request has waited for quiesce's own
+  // connection's lock (and, with at_gate, at a closed gate); zero when
+  // none waits.
+  // An operation that holds what a host waits for gives it up once this
+  // passes kClientYield while it waits on its client, or lease_cap while
+  // it works (DESIGN.md: no client can lengthen a host wait).
+  Clock::duration HostWaitingFor(bool at_gate) QUIESCE_EXCLUDES(mu);
+  // An operation gave up what a host waited for: counted in GateStats.
+  void CountYield() QUIESCE_EXCLUDES(mu);
+  // The bound on a host wait that a stalled client can cause.
+  static constexpr Clock::duration kClientYield = std::chrono::milliseconds(50);
   // A handle's locks changed: wakes a drain or a waiter that may care.
   void OnLocksChanged(ShimFile* f) QUIESCE_REQUIRES(mu);
   Clock::duration max_stall() const { return max_stall_; }
@@ -351,6 +379,7 @@ class Database {
   uint64_t gate_token_ QUIESCE_GUARDED_BY(mu) = 0;
   Clock::time_point closed_until_ QUIESCE_GUARDED_BY(mu);
   int waiters_ QUIESCE_GUARDED_BY(mu) = 0;  // host requests waiting
+  Clock::time_point waiters_since_ QUIESCE_GUARDED_BY(mu);  // since 0 -> 1
   // A reopen releases every request waiting at that moment, and they go
   // first: each goes ahead even if the gate is closing again by the time
   // it runs, and a close is not complete until all have passed. Without

@@ -112,7 +112,7 @@ template <typename HeldBack>
 void Database::WaitAtGate(HeldBack held_back, Clock::time_point deadline) {
   const Clock::time_point start = Clock::now();
   const uint64_t reopens = reopens_;
-  ++waiters_;
+  if (waiters_++ == 0) waiters_since_ = start;
   ++gate_stats_.waits;
   while (gate_ != GateState::kOpen && reopens_ == reopens && held_back()) {
     const Clock::time_point now = Clock::now();
@@ -142,6 +142,7 @@ void Database::WaitAtGate(HeldBack held_back, Clock::time_point deadline) {
     if (gate_ == GateState::kClosing) gate_cv_.SignalAll();
   }
   const uint64_t waited = Micros(Clock::now() - start);
+  gate_stats_.wait_us += waited;
   if (waited > gate_stats_.max_wait_us) gate_stats_.max_wait_us = waited;
 }
 
@@ -218,13 +219,27 @@ void Database::SetWalGuard(uint64_t bytes) {
 template <typename Conflicts>
 bool Database::AwaitOwn(Conflicts conflicts, Clock::time_point deadline) {
   if (!conflicts() || Clock::now() >= deadline) return false;
-  ++gate_stats_.own_conflict_waits;
-  if (own_waiters_++ == 0) own_waiters_since_ = Clock::now();
-  while (conflicts() && Clock::now() < deadline) {
+  const Clock::time_point start = Clock::now();
+  ++gate_stats_.own_waits;
+  if (own_waiters_++ == 0) own_waiters_since_ = start;
+  bool still = true;
+  while ((still = conflicts()) && Clock::now() < deadline) {
     own_waited_for_ = true;
     gate_cv_.WaitUntil(&mu, deadline);
   }
   --own_waiters_;
+  const uint64_t waited = Micros(Clock::now() - start);
+  gate_stats_.own_wait_us += waited;
+  if (waited > gate_stats_.own_max_wait_us) {
+    gate_stats_.own_max_wait_us = waited;
+  }
+  if (still) {
+    ++gate_stats_.stall_timeouts;
+    context_->api().log(SQLITE_WARNING,
+                        "quiesce: a lock request on %s waited max_stall for "
+                        "quiesce's own connection and goes ahead",
+                        path_.c_str());
+  }
   return true;
 }
 
@@ -233,11 +248,26 @@ bool Database::AwaitOwnShmRelease(ShimFile* f, int offset, int n, int flags,
   if (f->own || (flags & SQLITE_SHM_UNLOCK)) return false;
   const uint8_t mask = SlotMask(offset, n);
   const bool exclusive = flags & SQLITE_SHM_EXCLUSIVE;
+  // What a request may wait for. A lock quiesce holds exclusively: held
+  // for moments (its own read-mark probes, an injection's WRITE, its
+  // passive checkpoint), never across its client's I/O. A read mark that
+  // quiesce holds shared (a snapshot): only a checkpoint that must get
+  // past every reader waits for it, and FULL, RESTART and TRUNCATE hold
+  // CKPT and WRITE when they ask. Read-mark probes, passive and automatic
+  // checkpoints (CKPT without WRITE) and WAL restarts (WRITE without CKPT)
+  // get BUSY at once and move on, as beside any other reader.
+  const bool blocking_checkpoint = exclusive && (mask & kReadBits) &&
+                                   (f->shm_exclusive & kCkptBit) &&
+                                   (f->shm_exclusive & kWriteBit);
+  const uint8_t shared_mask = !exclusive ? 0
+                              : blocking_checkpoint
+                                  ? mask
+                                  : static_cast<uint8_t>(mask & ~kReadBits);
   return AwaitOwn(
       [&]() QUIESCE_REQUIRES(mu) {
         for (const ShimFile* g : handles_) {
-          if (g->own && ((g->shm_exclusive & mask) ||
-                         (exclusive && (g->shm_shared & mask)))) {
+          if (g->own &&
+              ((g->shm_exclusive & mask) || (g->shm_shared & shared_mask))) {
             return true;
           }
         }
@@ -271,9 +301,20 @@ bool Database::AwaitOwnLockRelease(ShimFile* f, int level,
       deadline);
 }
 
-bool Database::HostWaitingOnOwnTooLong() {
+Database::Clock::duration Database::HostWaitingFor(bool at_gate) {
   MutexLock lock(&mu);
-  return own_waiters_ > 0 && Clock::now() - own_waiters_since_ >= lease_cap_;
+  const Clock::time_point now = Clock::now();
+  Clock::duration longest = Clock::duration::zero();
+  if (own_waiters_ > 0) longest = now - own_waiters_since_;
+  if (at_gate && waiters_ > 0 && now - waiters_since_ > longest) {
+    longest = now - waiters_since_;
+  }
+  return longest;
+}
+
+void Database::CountYield() {
+  MutexLock lock(&mu);
+  ++gate_stats_.yields;
 }
 
 void Database::OnLocksChanged(ShimFile* f) {

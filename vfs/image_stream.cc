@@ -19,12 +19,23 @@ using Clock = std::chrono::steady_clock;
 
 // Writes to the client's descriptor without ever blocking past the
 // deadline: a client that stops reading its pipe costs a timeout, not a
-// stuck thread holding a read mark.
+// stuck thread holding a read mark. While it waits on the client it gives
+// up at once when a host request has waited on quiesce for kClientYield
+// (the client cannot lengthen a host wait), and after kClientStall with
+// nothing read (a snapshot's read mark keeps checkpoints from finishing:
+// the WAL would grow for as long as the client sleeps).
 class Output {
  public:
-  Output(int fd, Clock::time_point deadline,
+  static constexpr auto kClientStall = std::chrono::seconds(10);
+  static constexpr auto kPollSlice = std::chrono::milliseconds(10);
+
+  Output(Database& db, bool holds_gate, int fd, Clock::time_point deadline,
          const std::atomic<bool>* cancelled)
-      : fd_(fd), deadline_(deadline), cancelled_(cancelled) {
+      : db_(db),
+        holds_gate_(holds_gate),
+        fd_(fd),
+        deadline_(deadline),
+        cancelled_(cancelled) {
     flags_ = fcntl(fd_, F_GETFL);
     if (flags_ >= 0 && !(flags_ & O_NONBLOCK)) {
       fcntl(fd_, F_SETFL, flags_ | O_NONBLOCK);
@@ -39,23 +50,35 @@ class Output {
   Result<Ok> Write(const unsigned char* data, size_t size) {
     sha_.Update(data, size);
     bytes_ += size;
+    Clock::time_point last_progress = Clock::now();
     while (size > 0) {
       const ssize_t n = ::write(fd_, data, size);
       if (n > 0) {
         data += n;
         size -= static_cast<size_t>(n);
+        last_progress = Clock::now();
         continue;
       }
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && errno == EAGAIN) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-            deadline_ - Clock::now());
-        if (left.count() <= 0) return TimeoutError("writing the snapshot");
+        const Clock::time_point now = Clock::now();
+        if (now >= deadline_) return TimeoutError("writing the snapshot");
         if (cancelled_ && cancelled_->load()) {
           return Error{ErrorCode::kBusy, "the snapshot was cancelled"};
         }
+        if (db_.HostWaitingFor(holds_gate_) >= Database::kClientYield) {
+          db_.CountYield();
+          return Error{ErrorCode::kBusy,
+                       "the host needed what the snapshot held while its "
+                       "client was not reading; read the snapshot as fast "
+                       "as it comes, and try again"};
+        }
+        if (now - last_progress >= kClientStall) {
+          return Error{ErrorCode::kTimeout,
+                       "the client read nothing of the snapshot for 10 s"};
+        }
         pollfd p{fd_, POLLOUT, 0};
-        poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), 100)));
+        poll(&p, 1, static_cast<int>(kPollSlice.count()));
         continue;
       }
       return Error{ErrorCode::kIoError,
@@ -68,6 +91,8 @@ class Output {
   std::string Sha256Hex() { return sha_.FinishHex(); }
 
  private:
+  Database& db_;
+  const bool holds_gate_;
   const int fd_;
   const Clock::time_point deadline_;
   const std::atomic<bool>* const cancelled_;
@@ -184,7 +209,7 @@ Result<DbHeader> ReadDbHeader(sqlite3_file* main) {
 // else from the database file.
 Result<SnapshotResult> StreamImage(Database& db, sqlite3_file* main,
                                    sqlite3_file* wal, const PinnedPoint& point,
-                                   uint32_t cut, int out_fd,
+                                   uint32_t cut, int out_fd, bool holds_gate,
                                    const SnapshotOptions& opt) {
   auto index = IndexWal(wal, point, cut);
   if (!index.ok()) return index.error();
@@ -194,14 +219,15 @@ Result<SnapshotResult> StreamImage(Database& db, sqlite3_file* main,
   constexpr uint32_t kBatch = 64;
   const uint32_t ps = point.page_size;
   std::vector<unsigned char> batch(size_t{kBatch} * ps);
-  Output out(out_fd, opt.deadline, opt.cancelled);
+  Output out(db, holds_gate, out_fd, opt.deadline, opt.cancelled);
   for (uint32_t first = 1; first <= point.db_pages; first += kBatch) {
     if (Clock::now() >= opt.deadline) return TimeoutError("the snapshot");
     if (opt.cancelled && opt.cancelled->load()) {
       return Error{ErrorCode::kBusy, "the snapshot was cancelled"};
     }
     // A host checkpoint or writer waiting for our lock comes first.
-    if (db.HostWaitingOnOwnTooLong()) {
+    if (db.HostWaitingFor(holds_gate) >= db.lease_cap()) {
+      db.CountYield();
       return Error{ErrorCode::kBusy,
                    "the host needed the snapshot's lock for longer than the "
                    "lease allows; try again"};

@@ -38,9 +38,11 @@ Result<DbHeader> ReadDbHeader(sqlite3_file* main);
 // Every WAL frame up to the cut must carry the point's salts and continue
 // the checksum chain. Page 1 goes out with the rollback-journal file format
 // (bytes 18 and 19 set to 1), so the image opens without a WAL.
+// `holds_gate`: the copy runs behind a closed gate, so host requests
+// waiting there wait for it too.
 Result<SnapshotResult> StreamImage(Database& db, sqlite3_file* main,
                                    sqlite3_file* wal, const PinnedPoint& point,
-                                   uint32_t cut, int out_fd,
+                                   uint32_t cut, int out_fd, bool holds_gate,
                                    const SnapshotOptions& opt);
 
 }  // namespace quiesce

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "context.h"
+#include "inject_functions.h"
 #include "own_connection.h"
 #include "shim_file.h"
 
@@ -24,6 +25,7 @@ uint64_t Micros(Clock::duration d) {
 // The authorizer's state: what it allows right now, and why it said no.
 struct Guard {
   bool allow_ddl = false;
+  const std::vector<std::string>* extra_functions = nullptr;
   bool own_statement = false;  // quiesce's BEGIN/COMMIT/ROLLBACK
   std::string denied;          // the first refusal, for the error message
 };
@@ -70,8 +72,10 @@ int Authorize(void* arg, int action, const char* a1, const char* a2,
       why = "transaction statements (the injection is one transaction)";
       break;
     case SQLITE_FUNCTION:
-      if (EqualsIgnoreCase(Text(a2), "load_extension")) {
-        why = "load_extension";
+      if (!InjectFunctionAllowed(Text(a2), *g.extra_functions)) {
+        why = "the function " + std::string(Text(a2)) +
+              " (not on the list of functions an injection may call; the "
+              "host can add it with QUIESCE_INJECT_FUNCTIONS)";
       }
       break;
     case SQLITE_CREATE_VTABLE:
@@ -311,6 +315,7 @@ Result<InjectResult> InjectPrepared(Database& db, OwnConnection& own,
   const SqliteApi& api = own.api();
   Guard guard;
   guard.allow_ddl = req.allow_ddl;
+  guard.extra_functions = &db.context()->config().inject_functions;
   api.set_authorizer(own.handle(), Authorize, &guard);
   // Prepared before the gate closes, so a bad script costs the host
   // nothing. With DDL allowed, statements after one that needs the

@@ -28,8 +28,14 @@ Result<std::unique_ptr<OwnConnection>> OwnConnection::Open(Database& db) {
   api.file_control(handle, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
   api.db_config(handle, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
   api.db_config(handle, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, nullptr);
+  api.limit(handle, SQLITE_LIMIT_LENGTH, kMaxValueBytes);
+  api.limit(handle, SQLITE_LIMIT_SQL_LENGTH, kMaxValueBytes);
+  // Temporary tables and indexes in files: a host built with
+  // SQLITE_TEMP_STORE=2 would keep them in its heap. (Nothing here may read
+  // the schema, which would wait for a host writer's lock.)
   const std::string settings =
-      std::string("PRAGMA wal_autocheckpoint=0; PRAGMA foreign_keys=") +
+      std::string("PRAGMA wal_autocheckpoint=0; PRAGMA temp_store=FILE; "
+                  "PRAGMA foreign_keys=") +
       (db.host_foreign_keys() ? "ON" : "OFF");
   if (auto r = own->Exec(settings.c_str()); !r.ok()) return r.error();
   return own;

@@ -7,7 +7,10 @@
 //
 // It never checkpoints on close, keeps the WAL persistent, never
 // auto-checkpoints (a passive checkpoint runs after an injection instead),
-// and applies the host's semantic settings (foreign_keys).
+// and applies the host's semantic settings (foreign_keys). Its cost to the
+// host's heap is bounded: no string or blob longer than kMaxValueBytes (so
+// one function call cannot allocate a gigabyte or run for seconds), SQL
+// text no longer either, temporary data in files.
 //
 // Thread safety: one thread at a time.
 #ifndef QUIESCE_VFS_OWN_CONNECTION_H_
@@ -26,6 +29,10 @@ struct ShimFile;
 
 class OwnConnection {
  public:
+  // sqlite3_limit(SQLITE_LIMIT_LENGTH) and (SQL_LENGTH) on the connection:
+  // the largest value an injection can bind or build.
+  static constexpr int kMaxValueBytes = 16 << 20;
+
   static Result<std::unique_ptr<OwnConnection>> Open(Database& db);
   ~OwnConnection();
   OwnConnection(const OwnConnection&) = delete;

@@ -69,7 +69,8 @@ Result<SnapshotResult> WalSnapshot(Database& db, int out_fd,
       return Error{ErrorCode::kInternal, "the WAL is not open"};
     }
     auto result =
-        StreamImage(db, main->real(), wal, point, cut, out_fd, opt);
+        StreamImage(db, main->real(), wal, point, cut, out_fd,
+                    /*holds_gate=*/false, opt);
     own.Exec("ROLLBACK");
     return result;
   }
@@ -107,7 +108,8 @@ Result<SnapshotResult> RollbackSnapshot(Database& db, int out_fd,
   const PinnedPoint point = db.PinRollbackPoint(
       header.value().change_counter, header.value().pages,
       header.value().page_size);
-  auto result = StreamImage(db, main, nullptr, point, 0, out_fd, opt);
+  auto result = StreamImage(db, main, nullptr, point, 0, out_fd,
+                            /*holds_gate=*/false, opt);
   own.Exec("ROLLBACK");
   return result;
 }
@@ -123,7 +125,7 @@ Result<SnapshotResult> ExclusiveSnapshot(Database& db, int out_fd,
   if (!reached.ok()) return reached.error();
   ExclusivePoint& at = reached.value();
   auto result = StreamImage(db, at.main.get(), at.wal.get(), at.point,
-                            at.wal_cut, out_fd, opt);
+                            at.wal_cut, out_fd, /*holds_gate=*/true, opt);
   if (!db.ReopenGate(at.token) && result.ok()) {
     // Revoked: a host write went ahead while the copy was still reading.
     return TimeoutError("the copy within the host's max_stall");

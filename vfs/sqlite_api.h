@@ -64,6 +64,7 @@ namespace quiesce {
   X(set_authorizer)                 \
   X(progress_handler)               \
   X(busy_timeout)                   \
+  X(limit)                          \
   X(db_config)                      \
   X(free)                           \
   X(mprintf)                        \

@@ -55,6 +55,11 @@ typedef struct quiesce_config {
   /* Symbol resolver for the host's SQLite; NULL means dlsym(RTLD_DEFAULT). */
   quiesce_resolver resolve;
   void *resolve_arg;
+  /* Comma-separated SQL functions that injections may call beyond the
+  ** built-in list (docs/protocol.md "What an injection may run"); NULL
+  ** means none. Each must cost at most linear time in its arguments, or an
+  ** injection could outlast its lease inside one call. */
+  const char *inject_functions;
 } quiesce_config;
 
 /* Wraps the base VFS and registers the shim. Returns a SQLite result code
