@@ -77,6 +77,24 @@ json DescribeStatus(const DatabaseInfo& info) {
                        {"shm_exclusive", ShmLocks(h.shm_exclusive)}});
   }
   status["handle_locks"] = std::move(handles);
+  const GateStats& g = info.gate;
+  // Every host wait quiesce caused, by cause, counted where it happened.
+  status["host_waits"] = {
+      {"gate", {{"count", g.waits},
+                {"total_us", g.wait_us},
+                {"max_us", g.max_wait_us}}},
+      {"own_lock", {{"count", g.own_waits},
+                    {"total_us", g.own_wait_us},
+                    {"max_us", g.own_max_wait_us}}},
+      {"max_stall_reached", g.stall_timeouts},
+  };
+  status["gate"] = {
+      {"closed", info.gate_closed},
+      {"closes", g.closes},
+      {"drain_timeouts", g.drain_timeouts},
+      {"revocations", g.revocations},
+      {"yields", g.yields},
+  };
   return status;
 }
 

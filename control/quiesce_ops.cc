@@ -11,6 +11,7 @@
 
 #include <cerrno>
 
+#include "client_descriptor.h"
 #include "describe.h"
 #include "errno_text.h"
 #include "exclusive_point.h"
@@ -109,15 +110,20 @@ Outcome Defer(Call& call, std::function<void(Job&)> work,
 
 // Reads a whole descriptor the client passed (a file or a pipe), at most
 // `cap` bytes, by the deadline: a client that never closes its pipe costs
-// a timeout, never a stuck thread.
+// a timeout, never a stuck thread; a cancel (the client went away, the
+// server is shutting down) ends it at once.
 quiesce::Result<std::string> ReadAll(int fd, size_t cap,
-                                     Job::Clock::time_point deadline) {
-  const int flags = fcntl(fd, F_GETFL);
-  if (flags < 0 || (flags & O_ACCMODE) == O_WRONLY) {
+                                     Job::Clock::time_point deadline,
+                                     const std::atomic<bool>* cancelled) {
+  const NonBlocking nonblocking(fd);
+  if (nonblocking.flags() < 0 ||
+      (nonblocking.flags() & O_ACCMODE) == O_WRONLY) {
     return quiesce::Error{quiesce::ErrorCode::kBadRequest,
                           "a descriptor to read from is not readable"};
   }
-  fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+  if (auto r = CheckCannotBlock(fd, "a descriptor to read from"); !r.ok()) {
+    return r.error();
+  }
   std::string data;
   char buf[65536];
   for (;;) {
@@ -138,6 +144,10 @@ quiesce::Result<std::string> ReadAll(int fd, size_t cap,
                             std::string("reading a descriptor: ") +
                                 ErrnoText(errno)};
     }
+    if (cancelled->load()) {
+      return quiesce::Error{quiesce::ErrorCode::kBusy,
+                            "the injection was cancelled"};
+    }
     const auto left = std::chrono::duration_cast<milliseconds>(
         deadline - Job::Clock::now());
     if (left.count() <= 0) {
@@ -146,7 +156,7 @@ quiesce::Result<std::string> ReadAll(int fd, size_t cap,
                             "(close the writing end of the pipe)"};
     }
     pollfd p{fd, POLLIN, 0};
-    poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), 1000)));
+    poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), 100)));
   }
 }
 
@@ -174,6 +184,10 @@ Outcome SnapshotOp(Call& call) {
   if (fl < 0 || (fl & O_ACCMODE) == O_RDONLY) {
     return Outcome::Error(ErrorCode::kBadRequest,
                           "the snapshot's descriptor is not open for writing");
+  }
+  if (auto r = CheckCannotBlock(call.fds[0].get(), "the snapshot's descriptor");
+      !r.ok()) {
+    return Outcome::Error(ToWire(r.error().code), r.error().message);
   }
   int64_t timeout_ms = kDefaultSnapshotMs;
   bool progress = false;
@@ -412,6 +426,11 @@ Outcome InjectOp(Call& call) {
                             "\"attach\" must be {\"name\": ..., \"fd\": "
                             "descriptor index}");
     }
+    if (auto r = CheckCannotBlock((*fds)[index].get(),
+                                  "the staged database's descriptor");
+        !r.ok()) {
+      return Outcome::Error(ToWire(r.error().code), r.error().message);
+    }
     req->attach_name = (*a)["name"].get<std::string>();
     req->attach_fd = (*fds)[index].get();
   }
@@ -423,13 +442,15 @@ Outcome InjectOp(Call& call) {
       job.Post(EncodeError(id, ToWire(e.code), e.message), true);
     };
     if (sql_fd) {
-      auto r = ReadAll((*fds)[*sql_fd].get(), kMaxInjectBytes, read_by);
+      auto r = ReadAll((*fds)[*sql_fd].get(), kMaxInjectBytes, read_by,
+                       job.cancel_flag());
       if (!r.ok()) return fail(r.error());
       req->sql = std::move(r.value());
       total += req->sql.size();
     }
     for (const auto& [name, index] : params) {
-      auto r = ReadAll((*fds)[index].get(), kMaxInjectBytes - total, read_by);
+      auto r = ReadAll((*fds)[index].get(), kMaxInjectBytes - total, read_by,
+                       job.cancel_flag());
       if (!r.ok()) return fail(r.error());
       total += r.value().size();
       req->blobs[name] = std::move(r.value());

@@ -113,6 +113,27 @@ void PrintStatus(const json& result, FILE* out) {
   for (const auto& [name, value] : counters.items()) {
     std::fprintf(out, "%-13s %s\n", name.c_str(), value.dump().c_str());
   }
+  const json waits = Field<json>(result, "host_waits", none);
+  for (const char* cause : {"gate", "own_lock"}) {
+    const json w = Field<json>(waits, cause, none);
+    std::fprintf(out, "host waits    %-9s %llu, %.1f ms in all, longest %.1f ms\n",
+                 cause, Field<unsigned long long>(w, "count", 0),
+                 Field<uint64_t>(w, "total_us", 0) / 1000.0,
+                 Field<uint64_t>(w, "max_us", 0) / 1000.0);
+  }
+  const auto stalls = Field<unsigned long long>(waits, "max_stall_reached", 0);
+  std::fprintf(out, "max_stall     %llu%s\n", stalls,
+               stalls ? "  (FAULT: a host request waited max_stall and went "
+                        "ahead; see the host's SQLite log)"
+                      : "");
+  const json gate = Field<json>(result, "gate", none);
+  std::fprintf(out, "gate          %s; %llu closes, %llu drain timeouts, "
+               "%llu revoked, %llu yields\n",
+               Field<bool>(gate, "closed", false) ? "closed" : "open",
+               Field<unsigned long long>(gate, "closes", 0),
+               Field<unsigned long long>(gate, "drain_timeouts", 0),
+               Field<unsigned long long>(gate, "revocations", 0),
+               Field<unsigned long long>(gate, "yields", 0));
   const json handles = Field<json>(result, "handle_locks", json::array());
   std::fprintf(out, "\n%-8s %-10s %-24s %s\n", "HANDLE", "LOCK", "SHM SHARED",
                "SHM EXCLUSIVE");
