@@ -72,54 +72,52 @@ class GateTest : public ::testing::Test {
 // A host request that found quiesce's own connection in its way waits for
 // it with the database mutex released, and the gate may close meanwhile
 // (the drain sees that handle holding nothing). Taking the lock then would
-// start a transaction inside the quiescent point: for an injection, a read
-// snapshot the injection makes stale (the host's BEGIN IMMEDIATE then fails
-// with SQLITE_BUSY_SNAPSHOT). The request must pass the gate again.
+// start a transaction inside the quiescent point. The request must pass
+// the gate again. Here: a checkpoint's CKPT, which quiesce's own
+// connection holds while it checkpoints after an injection, and a hold's
+// gate, which drains checkpoints too.
 TEST_F(GateTest, ARequestThatWaitedForQuiesceIsAdmittedAgain) {
-  Conn reader(path_);
-  // A read now leaves a read mark at the current end of the WAL: the next
-  // read asks straight for that mark, shared.
-  EXPECT_EQ(reader.Int("SELECT count(*) FROM t"), 1);
+  Conn checkpointer(path_);
+  EXPECT_EQ(checkpointer.Int("SELECT count(*) FROM t"), 1);
 
   auto own = OwnConnection::Open(*db_);
   ASSERT_TRUE(own.ok()) << own.error().message;
   ASSERT_TRUE(own.value()->BeginRead().ok());  // maps the wal-index
   ASSERT_TRUE(own.value()->Exec("COMMIT").ok());
   auto* own_file = reinterpret_cast<sqlite3_file*>(own.value()->main_file());
-  // Every read mark, as a checkpoint holds one while it moves it.
-  const int marks = wal::kNumLocks - wal::kReadLock0;
   ASSERT_EQ(own_file->pMethods->xShmLock(
-                own_file, wal::kReadLock0, marks,
+                own_file, wal::kCkptLock, 1,
                 SQLITE_SHM_LOCK | SQLITE_SHM_EXCLUSIVE),
             SQLITE_OK);
 
-  std::atomic<bool> read_done{false};
-  int read_rc = -1;
+  std::atomic<bool> done{false};
+  int64_t busy = -1;
   // jthread: an ASSERT below returns through its join, bounded by the
   // lease or max_stall.
   std::jthread t([&] {
-    read_rc = reader.Exec("BEGIN; SELECT count(*) FROM t; COMMIT");
-    read_done = true;
+    busy = checkpointer.Int("PRAGMA wal_checkpoint(PASSIVE)");
+    done = true;
   });
-  ASSERT_TRUE(
-      Eventually([&] { return Info(path_).gate.own_waits; }));
+  ASSERT_TRUE(Eventually([&] { return Info(path_).gate.own_waits; }));
 
-  // The reader holds nothing, so the gate closes at once.
-  auto token = CloseForInjection();
+  // The checkpointer holds nothing, so the gate closes at once.
+  const auto now = Clock::now();
+  auto token = db_->CloseGate(Drain::kHold, /*readers_may_proceed=*/false,
+                              now + std::chrono::seconds(2),
+                              now + std::chrono::seconds(5));
   ASSERT_TRUE(token.ok()) << token.error().message;
   ASSERT_EQ(own_file->pMethods->xShmLock(
-                own_file, wal::kReadLock0, marks,
+                own_file, wal::kCkptLock, 1,
                 SQLITE_SHM_UNLOCK | SQLITE_SHM_EXCLUSIVE),
             SQLITE_OK);
 
-  // Now it must wait at the closed gate, not read.
-  EXPECT_TRUE(
-      Eventually([&] { return read_done || Info(path_).gate.waits; }));
-  EXPECT_FALSE(read_done) << "a host transaction began at a closed gate";
+  // Now it must wait at the closed gate, not checkpoint.
+  EXPECT_TRUE(Eventually([&] { return done || Info(path_).gate.waits; }));
+  EXPECT_FALSE(done) << "a host checkpoint began at a closed gate";
 
   EXPECT_TRUE(db_->ReopenGate(token.value()));
   t.join();
-  EXPECT_EQ(read_rc, SQLITE_OK);
+  EXPECT_EQ(busy, 0);
   EXPECT_EQ(Info(path_).gate.stall_timeouts, 0u);
 }
 

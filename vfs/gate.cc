@@ -248,26 +248,26 @@ bool Database::AwaitOwnShmRelease(ShimFile* f, int offset, int n, int flags,
   if (f->own || (flags & SQLITE_SHM_UNLOCK)) return false;
   const uint8_t mask = SlotMask(offset, n);
   const bool exclusive = flags & SQLITE_SHM_EXCLUSIVE;
-  // What a request may wait for. A lock quiesce holds exclusively: held
-  // for moments (its own read-mark probes, an injection's WRITE, its
-  // passive checkpoint), never across its client's I/O. A read mark that
-  // quiesce holds shared (a snapshot): only a checkpoint that must get
-  // past every reader waits for it, and FULL, RESTART and TRUNCATE hold
-  // CKPT and WRITE when they ask. Read-mark probes, passive and automatic
-  // checkpoints (CKPT without WRITE) and WAL restarts (WRITE without CKPT)
-  // get BUSY at once and move on, as beside any other reader.
+  // What a request may wait for. On the read marks, only a checkpoint that
+  // must get past every reader: FULL, RESTART and TRUNCATE, which hold CKPT
+  // and WRITE when they ask. Everything else there gets BUSY at once, as
+  // beside any other reader, and SQLite moves on: a probe to the next mark,
+  // a passive or automatic checkpoint to a smaller backfill, a WAL restart
+  // to appending, a reader whose mark was being set (for a moment) to a
+  // retry. Elsewhere (WRITE, CKPT, RECOVER) a lock quiesce holds: an
+  // injection's WRITE, its passive checkpoint's CKPT, held for as long as
+  // the operation's own bounded work and never across its client's I/O.
   const bool blocking_checkpoint = exclusive && (mask & kReadBits) &&
                                    (f->shm_exclusive & kCkptBit) &&
                                    (f->shm_exclusive & kWriteBit);
-  const uint8_t shared_mask = !exclusive ? 0
-                              : blocking_checkpoint
-                                  ? mask
-                                  : static_cast<uint8_t>(mask & ~kReadBits);
+  const uint8_t waits_for =
+      blocking_checkpoint ? mask : static_cast<uint8_t>(mask & ~kReadBits);
+  const uint8_t shared_mask = exclusive ? waits_for : 0;
   return AwaitOwn(
       [&]() QUIESCE_REQUIRES(mu) {
         for (const ShimFile* g : handles_) {
-          if (g->own &&
-              ((g->shm_exclusive & mask) || (g->shm_shared & shared_mask))) {
+          if (g->own && ((g->shm_exclusive & waits_for) ||
+                         (g->shm_shared & shared_mask))) {
             return true;
           }
         }
