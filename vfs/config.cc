@@ -6,6 +6,8 @@
 #include <cstring>
 #include <string_view>
 
+#include "ascii.h"
+
 namespace quiesce {
 namespace {
 
@@ -55,14 +57,12 @@ bool ParseFunctionList(std::string_view text, std::vector<std::string>* out) {
     while (!name.empty() && name.front() == ' ') name.remove_prefix(1);
     while (!name.empty() && name.back() == ' ') name.remove_suffix(1);
     if (name.empty()) return false;
-    std::string lower;
     for (char c : name) {
       const bool word = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
                         (c >= '0' && c <= '9') || c == '_';
       if (!word) return false;
-      lower.push_back(static_cast<char>(c | ((c >= 'A' && c <= 'Z') ? 0x20 : 0)));
     }
-    out->push_back(std::move(lower));
+    out->push_back(AsciiLower(name));
     if (comma == std::string_view::npos) break;
     text.remove_prefix(comma + 1);
   }

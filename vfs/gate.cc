@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <string>
 
+#include "clock.h"
 #include "context.h"
 #include "database.h"
 #include "shim_file.h"
@@ -15,10 +16,6 @@
 namespace quiesce {
 namespace {
 
-uint64_t Micros(Database::Clock::duration d) {
-  return static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::microseconds>(d).count());
-}
 
 uint8_t SlotMask(int offset, int n) {
   return static_cast<uint8_t>(((1u << n) - 1u) << offset);

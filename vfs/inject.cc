@@ -7,6 +7,8 @@
 #include <thread>
 #include <vector>
 
+#include "ascii.h"
+#include "clock.h"
 #include "context.h"
 #include "inject_functions.h"
 #include "own_connection.h"
@@ -17,10 +19,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-uint64_t Micros(Clock::duration d) {
-  return static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::microseconds>(d).count());
-}
 
 // The authorizer's state: what it allows right now, and why it said no.
 struct Guard {
@@ -49,13 +47,6 @@ bool IsDdl(int action) {
 
 std::string_view Text(const char* s) { return s ? s : ""; }
 
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if ((a[i] | 0x20) != (b[i] | 0x20)) return false;
-  }
-  return true;
-}
 
 int Authorize(void* arg, int action, const char* a1, const char* a2,
               const char* /*db*/, const char* /*trigger*/) {

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "ascii.h"
+
 namespace quiesce {
 
 const std::vector<std::string_view>& BuiltInInjectFunctions() {
@@ -34,10 +36,7 @@ const std::vector<std::string_view>& BuiltInInjectFunctions() {
 
 bool InjectFunctionAllowed(std::string_view name,
                            const std::vector<std::string>& extra) {
-  std::string lower(name);
-  for (char& c : lower) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c | 0x20);
-  }
+  const std::string lower = AsciiLower(name);
   const auto& names = BuiltInInjectFunctions();
   return std::binary_search(names.begin(), names.end(),
                             std::string_view(lower)) ||

@@ -6,6 +6,8 @@
 #include <cstring>
 #include <string_view>
 
+#include "ascii.h"
+
 namespace quiesce {
 
 namespace {
@@ -24,15 +26,6 @@ uint32_t Big32(const void* p) {
   return wal::LoadBig32(static_cast<const unsigned char*>(p));
 }
 
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    const char x = (a[i] >= 'A' && a[i] <= 'Z') ? char(a[i] - 'A' + 'a') : a[i];
-    const char y = (b[i] >= 'A' && b[i] <= 'Z') ? char(b[i] - 'A' + 'a') : b[i];
-    if (x != y) return false;
-  }
-  return true;
-}
 
 uint32_t DecodePageSize(const unsigned char* p) {
   const uint32_t v = (uint32_t{p[0]} << 8) | p[1];
