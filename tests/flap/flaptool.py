@@ -766,7 +766,7 @@ def verify(path_or_file, root_pem, app_id=DEFAULT_APP_ID, body_sink=None):
         key = device.public_key()
         got = next_entry("4")
         if got[0] != "4":
-            raise FlapError(got[0], "bundle not compatible with this version "
+            raise FlapError("4", "bundle not compatible with this version "
                             f"(entry 2 is {got[0]!r}, not '4')")
         digest(got[1].read_limited(0))
         meta = load_json("META.json", read_data("META.json", LIMITS["META.json"]))
@@ -897,7 +897,7 @@ KINDS = {
     "oversized_meta": (False, "META.json"),
     "oversized_body": (False, "0.response_body"),
     "wrong_digest": (False, "0.json.sig"), "bad_signature": (False, "1.json.sig"),
-    "wrong_version_entry": (False, "3"), "wrong_algorithm": (False, "META.json"),
+    "wrong_version_entry": (False, "4"), "wrong_algorithm": (False, "META.json"),
     "unknown_key": (False, "0.json"), "byte_255": (False, "0.json"),
     "duplicate_body_id": (False, "1.response_body"),
     "hostile_count": (False, "3.json"), "zip_bomb": (False, "0.json"),
