@@ -225,7 +225,8 @@ def pem_chain(certs):
 
 
 def _cert(subject_cn, issuer_cn, public_key, signing_key, ca, serial):
-    name = lambda cn: x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]) \
+    name = lambda cn: x509.Name([x509.NameAttribute(
+        NameOID.COMMON_NAME, cn, _validate=False)]) \
         if cn is not None else x509.Name([])
     builder = (x509.CertificateBuilder()
                .subject_name(name(subject_cn)).issuer_name(name(issuer_cn))
@@ -628,7 +629,10 @@ def check_type(name, key, value, kind):
         if not isinstance(value, str):
             raise FlapError(name, f"{key} is not a string")
     elif base == "bytes":
-        unsigned_bytes(value, f"{name} {key}")
+        try:
+            unsigned_bytes(value, name)
+        except FlapError as e:
+            raise FlapError(name, f"{key}: {e.reason}")
     elif base == "strlist":
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise FlapError(name, f"{key} is not a list of strings")
