@@ -89,12 +89,15 @@ def unsigned_bytes(values, where):
 # Snappy framing with compressed chunks only (§10), literal-only snappy.
 
 def crc32c(data):
+    """CRC-32C as Gecko's ComputeCrc32c(~0, ...) returns it: the register
+    WITHOUT the final inversion of the standard CRC-32C (seen on a real
+    Firefox profile's morgue files; Gecko's reader checks it this way)."""
     crc = 0xFFFFFFFF
     for b in data:
         crc ^= b
         for _ in range(8):
             crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
-    return crc ^ 0xFFFFFFFF
+    return crc
 
 
 def masked(crc):

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -40,6 +41,29 @@ uint32_t Le(std::string_view b, size_t at, int bytes) {
     v = (v << 8) | static_cast<unsigned char>(b[at + static_cast<size_t>(i)]);
   }
   return v;
+}
+
+// CRC-32C as Gecko's ComputeCrc32c(~0, data) returns it: the register
+// without the standard's final inversion. Gecko writes and checks chunk
+// CRCs this way (SnappyFrameUtils; seen on a real Firefox's morgue files),
+// so a chunk made with the standard CRC-32C is "corrupted" to Gecko.
+uint32_t GeckoCrc32c(std::string_view data) {
+  static const auto kTable = [] {
+    std::array<uint32_t, 256> t{};
+    for (uint32_t i = 0; i < 256; ++i) {
+      uint32_t c = i;
+      for (int b = 0; b < 8; ++b) c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+      t[i] = c;
+    }
+    return t;
+  }();
+  uint32_t crc = 0xFFFFFFFFu;
+  for (unsigned char c : data) crc = kTable[(crc ^ c) & 0xFF] ^ (crc >> 8);
+  return crc;
+}
+
+uint32_t Masked(uint32_t crc) {
+  return ((crc >> 15) | (crc << 17)) + 0xA282EAD8u;
 }
 
 // Raw snappy holding `data` as one literal (valid snappy; Gecko's
@@ -293,7 +317,9 @@ std::optional<std::string> GeckoReadableFraming(std::string_view framed) {
       const std::string snappy = SnappyLiteral(chunk.substr(8));
       out.push_back('\0');
       PutLe(out, snappy.size() + 4, 3);
-      out.append(chunk.substr(4, 4));  // CRC of the uncompressed data
+      // The CRC of the uncompressed data, computed as Gecko computes it
+      // (the source's may be the standard CRC-32C, which Gecko rejects).
+      PutLe(out, Masked(GeckoCrc32c(chunk.substr(8))), 4);
       out.append(snappy);
       changed = true;
     } else if (type >= 0x80) {

@@ -216,7 +216,11 @@ int BundleInjectFlap(const BundleArgs& args) {
         {violation ? kExitRefused : ExitForStatus(info.status()),
          file + (violation ? " rejected (nothing was injected): "
                            : ": ") +
-             std::string(info.status().message())});
+             std::string(info.status().message()) +
+             (bundle::flap::LooksLikeFlap(file)
+                  ? ""
+                  : " (it does not start as a .flap does; a quiesce "
+                    "bundle is not signed: inject it without --trust)")});
   }
   if (!options.verify) {
     std::fprintf(stderr,

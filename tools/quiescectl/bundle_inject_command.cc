@@ -53,14 +53,9 @@ int64_t StagedBytes(const bundle::InjectionPlan& plan) {
 
 int BundleInject(const BundleArgs& args) {
   if (args.shown_file.empty() &&
-      bundle::flap::LooksLikeFlap(args.operands.front())) {
+      (!args.trust.empty() || args.no_verify ||
+       bundle::flap::LooksLikeFlap(args.operands.front()))) {
     return BundleInjectFlap(args);  // verified, converted, then back here
-  }
-  if (args.shown_file.empty() && (!args.trust.empty() || args.no_verify)) {
-    return ReportFailure(
-        {kExitUsage, args.operands.front() +
-                         " is a quiesce bundle, which is not signed: "
-                         "--trust and --no-verify are for .flap bundles"});
   }
   const std::string& file =
       args.shown_file.empty() ? args.operands.front() : args.shown_file;
