@@ -37,7 +37,20 @@ const char kBundleHelp[] =
     "      --origin; --rename injects under another cache name; --overwrite\n"
     "      replaces a cache of the same name. Opaque responses are refused.\n"
     "      Needs write access (the browser's QUIESCE_WRITABLE).\n"
-    "\n"
+    "  bundle verify FILE.flap --trust ROOT.pem [--app-id ID]\n"
+    "      Checks an Appelflap bundle (.flap, docs/flap.md) as Appelflap's\n"
+    "      reader does: entry order, size limits, digest chain, every\n"
+    "      signature, the certificate chain to ROOT and its CNs (app id\n"
+    "      default org.nontrivialpursuit.appelflap). Names the first\n"
+    "      violation (exit 4), else lists the cache, entries and sizes.\n"
+    "  bundle inject FILE.flap --trust ROOT.pem [--app-id ID] [...]\n"
+    "      A .flap (found by content) is verified completely first, then\n"
+    "      injected as above. --no-verify skips the certificate chain, CNs\n"
+    "      and signatures (never the structure and size checks).\n"
+    "  bundle pack --format flap --key DEVICE_KEY.pem --chain CHAIN.pem\n"
+    "      [--version N] --origin URL --cache NAME -o FILE\n"
+    "      A signed .flap that Appelflap reads (its schema 28; what that\n"
+    "      lacks is listed); Appelflap's header filter.\n"    "\n"
     "URL is the origin or any URL of it; --profile DIR picks the profile\n"
     "when the host has the origin open in several. Exit codes: 4 when the\n"
     "browser does not have the origin open, the cache is unknown, the\n"
@@ -48,7 +61,9 @@ const char kBundleHelp[] =
     "  quiescectl bundle pack --origin http://127.0.0.1:8080 --cache v1 "
     "-o v1.zip\n"
     "  quiescectl bundle inject v1.zip --rename v1-copy\n"
-    "  quiescectl --json bundle inject v1.zip --overwrite\n";
+    "  quiescectl --json bundle inject v1.zip --overwrite\n"
+    "  quiescectl bundle verify peer.flap --trust root.pem\n"
+    "  quiescectl bundle inject peer.flap --trust root.pem --rename v1-peer\n";
 
 namespace {
 
@@ -132,6 +147,13 @@ bool Parse(const std::vector<std::string>& in, BundleArgs* out,
       return Bad("verify needs --trust ROOT.pem (the root certificate "
                  "deployment certificates must be signed by)");
     }
+    if (!out->origin.empty() || !out->cache.empty() || !out->output.empty() ||
+        out->keep_credentials || out->rename || out->overwrite ||
+        !out->format.empty() || !out->key.empty() || !out->chain.empty() ||
+        out->flap_version) {
+      return Bad("verify takes FILE, --trust, --app-id, --no-verify and "
+                 "--json only");
+    }
     *exit_code = kExitOk;
     return true;
   }
@@ -148,8 +170,10 @@ bool Parse(const std::vector<std::string>& in, BundleArgs* out,
       (!out->key.empty() || !out->chain.empty() || out->flap_version)) {
     return Bad("--key, --chain and --version are for pack --format flap");
   }
-  if (sub != "inject" && (!out->trust.empty() || out->no_verify)) {
-    return Bad("--trust and --no-verify are for inject and verify");
+  if (sub != "inject" &&
+      (!out->trust.empty() || out->no_verify || !out->app_id.empty())) {
+    return Bad("--trust, --app-id and --no-verify are for inject and "
+               "verify");
   }
   const bool is_pack = sub == "pack", is_inject = sub == "inject";
   if (!is_inject && out->origin.empty()) {
