@@ -287,6 +287,14 @@ class Live(unittest.TestCase):
         # bundle too.
         self.q("bundle", "inject", self.path("valid"), check=2)
 
+    def test_2b_opaque_refused_with_reason(self):
+        # Verification accepts padding (Appelflap carries it per row); the
+        # injection refuses it: .padding cannot be kept right from outside.
+        p = self.q("bundle", "inject", self.path("opaque"), "--trust",
+                   self.root, "--rename", "opaque", check=4)
+        self.assertIn("paque", p.stderr)
+        self.assertNotIn("opaque", self.caches())
+
     def test_3_swork_cache_injected_registration_not(self):
         p = self.q("bundle", "inject", self.path("swork"), "--trust",
                    self.root, check=0)

@@ -271,7 +271,7 @@ class ZipOut:
         self.f, self.central, self.count = f, [], 0
 
     def add(self, name, data, method=8, descriptor=True, mtime=None,
-            lie_size=None, raw=None, crc_xor=0):
+            lie_size=None, raw=None, crc_xor=0, flags_or=0):
         name_b = name.encode("utf-8")
         mtime = self.count * 60 if mtime is None else mtime
         extra = struct.pack("<HHBI", 0x5455, 5, 1, mtime & 0xFFFFFFFF)
@@ -283,7 +283,7 @@ class ZipOut:
             comp = c.compress(data) + c.flush()
         else:
             comp = data
-        flags = 0x0800 | (0x08 if descriptor else 0)
+        flags = 0x0800 | (0x08 if descriptor else 0) | flags_or
         usize = len(data) if lie_size is None else lie_size
         offset = self.f.tell()
         if descriptor:
@@ -870,6 +870,19 @@ def make_fixture(ca_dir, out, kind="valid"):
         z = zlib.compressobj(9, zlib.DEFLATED, -15)
         bomb = b"".join(z.compress(b"\0" * (1 << 20)) for _ in range(200)) + z.flush()
         t["zip"] = {"0.json": {"raw": bomb}}
+    elif kind == "stored":
+        # STORED entries with sizes in the local header: Java reads them.
+        t["zip"] = {n: {"method": 0, "descriptor": False}
+                    for n in ("META.json", "0.json", "0.response_body")}
+    elif kind == "stored_with_descriptor":
+        t["zip"] = {"0.json": {"method": 0, "descriptor": True}}
+    elif kind == "encrypted":
+        t["zip"] = {"0.json": {"flags_or": 1}}
+    elif kind == "bzip2":
+        t["zip"] = {"0.json": {"method": 12}}
+    elif kind == "opaque":
+        entries[2][0]["response_type"] = 4
+        entries[2][0]["response_padding_size"] = 123456
     elif kind == "bad_crc":
         t["zip"] = {"0.json": {"crc_xor": 1}}
     elif kind == "trailing_cert_junk":
@@ -899,7 +912,10 @@ def make_fixture(ca_dir, out, kind="valid"):
 # kind -> (accepted?, the entry the first violation names)
 KINDS = {
     "valid": (True, None), "swork": (True, None), "empty": (True, None),
-    "trailing_entries": (True, None),
+    "trailing_entries": (True, None), "stored": (True, None),
+    "opaque": (True, None),
+    "stored_with_descriptor": (False, "0.json"), "encrypted": (False, "0.json"),
+    "bzip2": (False, "0.json"),
     "truncated": (False, None), "reordered": (False, "0.json"),
     "oversized_meta": (False, "META.json"),
     "oversized_body": (False, "0.response_body"),
