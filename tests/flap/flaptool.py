@@ -272,7 +272,7 @@ class ZipOut:
 
     def add(self, name, data, method=8, descriptor=True, mtime=None,
             lie_size=None, raw=None, crc_xor=0, flags_or=0):
-        name_b = name.encode("utf-8")
+        name_b = name.encode("utf-8", "surrogateescape")
         mtime = self.count * 60 if mtime is None else mtime
         extra = struct.pack("<HHBI", 0x5455, 5, 1, mtime & 0xFFFFFFFF)
         crc = zlib.crc32(data) ^ crc_xor
@@ -413,7 +413,8 @@ def write_flap(out, chain_pem, key, meta, secinfo, entries, tamper=None):
                 sig = bytearray(sig)
                 sig[-1] ^= 1
                 sig = bytes(sig)
-            zout.add(name + ".sig", t.get("sig_bytes", {}).get(name, sig))
+            zout.add(t.get("names", {}).get(name + ".sig", name + ".sig"),
+                     t.get("sig_bytes", {}).get(name, sig))
     if t.get("no_central"):
         return
     zout.close()
@@ -439,7 +440,10 @@ class ZipIn:
             return None
         (ver, flags, method, _t, _d, crc, csize, usize, nlen,
          xlen) = struct.unpack("<HHHHHIIIHH", self._read(26, "local header"))
-        name = self._read(nlen, "local header").decode("utf-8", "strict")
+        try:
+            name = self._read(nlen, "local header").decode("utf-8", "strict")
+        except UnicodeDecodeError:
+            raise FlapError("an entry name", "not UTF-8")
         self._read(xlen, name)
         if flags & 1:
             raise FlapError(name, "encrypted entries are not accepted")
@@ -880,6 +884,8 @@ def make_fixture(ca_dir, out, kind="valid"):
         t["zip"] = {"0.json": {"flags_or": 1}}
     elif kind == "bzip2":
         t["zip"] = {"0.json": {"method": 12}}
+    elif kind == "bad_utf8_name":
+        t["names"] = {"META.json.sig": "META.json\udcff.sig"}
     elif kind == "opaque":
         entries[2][0]["response_type"] = 4
         entries[2][0]["response_padding_size"] = 123456
@@ -915,7 +921,7 @@ KINDS = {
     "trailing_entries": (True, None), "stored": (True, None),
     "opaque": (True, None),
     "stored_with_descriptor": (False, "0.json"), "encrypted": (False, "0.json"),
-    "bzip2": (False, "0.json"),
+    "bzip2": (False, "0.json"), "bad_utf8_name": (False, None),
     "truncated": (False, None), "reordered": (False, "0.json"),
     "oversized_meta": (False, "META.json"),
     "oversized_body": (False, "0.response_body"),

@@ -39,6 +39,28 @@ void PutLe(std::string& out, uint64_t v, int bytes) {
   }
 }
 
+// Java decodes entry names as UTF-8 and fails on malformed input.
+bool ValidUtf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3
+             : (c >> 3) == 0x1E ? 4 : 0;
+    if (n == 0 || i + n > s.size()) return false;
+    uint32_t cp = n == 1 ? c : c & (0x7F >> n);
+    for (size_t k = 1; k < n; ++k) {
+      const unsigned char d = static_cast<unsigned char>(s[i + k]);
+      if ((d >> 6) != 0x2) return false;
+      cp = (cp << 6) | (d & 0x3F);
+    }
+    static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+      return false;
+    }
+    i += n;
+  }
+  return true;
+}
+
 absl::Status Truncated(const std::string& name) {
   return absl::FailedPreconditionError(
       absl::StrCat(name, ": truncated: the archive ends inside it"));
@@ -134,6 +156,10 @@ absl::StatusOr<std::optional<std::string>> ZipStreamReader::Next() {
   }
   buffer_.erase(0, 30 + name_len + extra_len);
   offset_ += 30 + name_len + extra_len;
+  if (!ValidUtf8(e->name)) {
+    return absl::FailedPreconditionError(
+        "(an entry name): not UTF-8 (Java's reader fails on it)");
+  }
   if (e->flags & kFlagEncrypted) {
     return absl::FailedPreconditionError(
         absl::StrCat(e->name, ": encrypted entries are not accepted"));
