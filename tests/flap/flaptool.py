@@ -710,8 +710,11 @@ def check_security_info(sec):
                                                    "second": ("bytes", True)})
 
 
-def verify(path_or_file, root_pem, app_id=DEFAULT_APP_ID, body_sink=None):
-    """Returns a summary dict; raises FlapError at the first violation."""
+def verify(path_or_file, root_pem, app_id=DEFAULT_APP_ID, body_sink=None,
+           keep_records=False):
+    """Returns a summary dict; raises FlapError at the first violation.
+    keep_records: the summary's "records" holds every <i>.json as read
+    (key order kept) and "meta_text" META.json's bytes."""
     root = x509.load_pem_x509_certificate(root_pem)
     f = open(path_or_file, "rb") if isinstance(path_or_file, str) else path_or_file
     with f:
@@ -780,7 +783,11 @@ def verify(path_or_file, root_pem, app_id=DEFAULT_APP_ID, body_sink=None):
             raise FlapError("4", "bundle not compatible with this version "
                             f"(entry 2 is {got[0]!r}, not '4')")
         digest(got[1].read_limited(0))
-        meta = load_json("META.json", read_data("META.json", LIMITS["META.json"]))
+        meta_text = read_data("META.json", LIMITS["META.json"])
+        meta = load_json("META.json", meta_text)
+        if keep_records:
+            summary["meta_text"] = meta_text
+            summary["records"] = []
         check_meta(meta)
         check_sig("META.json", key)
         sec = load_json("SECURITY_INFO.json",
@@ -794,6 +801,8 @@ def verify(path_or_file, root_pem, app_id=DEFAULT_APP_ID, body_sink=None):
             rec = load_json(name, read_data(name, LIMITS["entry"]))
             check_object(name, rec, {k: (t, True) for k, t in ENTRY_KEYS})
             check_sig(name, key)
+            if keep_records:
+                summary["records"].append(rec)
             summary["entries"].append({
                 "index": i, "url": rec["request_url_no_query"] + rec["request_url_query"],
                 "request_bodysize": rec["request_bodysize"],
