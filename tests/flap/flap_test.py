@@ -298,6 +298,37 @@ class Live(unittest.TestCase):
         self.assertIn("paque", p.stderr)
         self.assertNotIn("opaque", self.caches())
 
+    def test_2c_pack_filters_headers_as_appelflap(self):
+        self.q("bundle", "inject", self.path("credentials"), "--trust",
+               self.root, "--rename", "creds", check=0)
+        for keep in (False, True):
+            out = os.path.join(self.dir, f"creds-{keep}.flap")
+            self.q("bundle", "pack", "--format", "flap", "--origin", ORIGIN,
+                   "--cache", "creds", "-o", out, "--key",
+                   os.path.join(self.ca, "device_key.pem"), "--chain",
+                   os.path.join(self.ca, "chain.pem"),
+                   *(["--keep-credentials"] if keep else []), check=0)
+            s = flaptool.verify(out, open(self.root, "rb").read(),
+                                keep_records=True)
+            rec = next(r for r in s["records"]
+                       if r["request_url_no_query"].endswith("/item/0"))
+            req = [p["first"] for p in rec["request_headers"]]
+            resp = [p["first"] for p in rec["response_headers"]]
+            if keep:
+                self.assertEqual(req, ["Accept", "Authorization",
+                                       "Proxy-Authorization", "cookie"])
+                self.assertIn("Set-Cookie", resp)
+            else:
+                # Appelflap's default: request Authorization,
+                # Proxy-Authorization, Cookie; response Set-Cookie only.
+                self.assertEqual(req, ["Accept"])
+                self.assertNotIn("Set-Cookie", resp)
+                self.assertIn("Cookie", resp)
+            # The latest strict Date header, in Unix seconds.
+            self.assertEqual(
+                s["meta"]["cacheDescriptor"]["last_server_timestamp"],
+                1796119200)
+
     def test_3_swork_cache_injected_registration_not(self):
         p = self.q("bundle", "inject", self.path("swork"), "--trust",
                    self.root, check=0)

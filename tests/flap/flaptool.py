@@ -895,6 +895,19 @@ def make_fixture(ca_dir, out, kind="valid"):
         t["zip"] = {"0.json": {"method": 12}}
     elif kind == "bad_utf8_name":
         t["names"] = {"META.json.sig": "META.json\udcff.sig"}
+    elif kind == "credentials":
+        rec = entries[0][0]
+        rec["request_headers"] = sorted(
+            [{"first": k, "second": v} for k, v in
+             [("Accept", "*/*"), ("Authorization", "Basic eA=="),
+              ("cookie", "a=1"), ("Proxy-Authorization", "x")]],
+            key=lambda p: (p["first"], p["second"]))
+        rec["response_headers"] = sorted(
+            rec["response_headers"] +
+            [{"first": "Set-Cookie", "second": "b=2"},
+             {"first": "Cookie", "second": "kept"},
+             {"first": "Date", "second": "Tue, 01 Dec 2026 10:00:00 GMT"}],
+            key=lambda p: (p["first"], p["second"]))
     elif kind == "opaque":
         entries[2][0]["response_type"] = 4
         entries[2][0]["response_padding_size"] = 123456
@@ -928,7 +941,7 @@ def make_fixture(ca_dir, out, kind="valid"):
 KINDS = {
     "valid": (True, None), "swork": (True, None), "empty": (True, None),
     "trailing_entries": (True, None), "stored": (True, None),
-    "opaque": (True, None),
+    "opaque": (True, None), "credentials": (True, None),
     "stored_with_descriptor": (False, "0.json"), "encrypted": (False, "0.json"),
     "bzip2": (False, "0.json"), "bad_utf8_name": (False, None),
     "truncated": (False, None), "reordered": (False, "0.json"),
