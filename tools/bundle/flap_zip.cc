@@ -237,8 +237,10 @@ absl::Status ZipStreamReader::Read(size_t max, std::string* out) {
             absl::StrCat(e.name, ": ZIP error: bad deflate data"));
       }
       if (rc == Z_BUF_ERROR && used == 0 && produced == 0) {
-        if (auto s = Fill(buffer_.size() + 1); !s.ok()) return s;
-        if (buffer_.empty()) return Truncated(e.name);
+        // No progress with what is buffered: more input or the end.
+        const size_t had = buffer_.size();
+        if (auto s = Fill(had + 1); !s.ok()) return s;
+        if (buffer_.size() == had) return Truncated(e.name);
       }
     }
     out->resize(produced);
