@@ -53,7 +53,7 @@ int64_t StagedBytes(const bundle::InjectionPlan& plan) {
 
 int BundleInject(const BundleArgs& args) {
   if (args.shown_file.empty() &&
-      (!args.trust.empty() || args.no_verify ||
+      (!args.trust.empty() || args.no_verify || !args.app_id.empty() ||
        bundle::flap::LooksLikeFlap(args.operands.front()))) {
     return BundleInjectFlap(args);  // verified, converted, then back here
   }
