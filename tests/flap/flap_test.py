@@ -317,9 +317,16 @@ class Live(unittest.TestCase):
         self.q("bundle", "inject", self.path("valid"), "--trust", self.root,
                "--overwrite", check=0)
         self.assertEqual(self.caches()["flap-v1"][:2], (0, 3))
-        # Without --trust a .flap is a usage error; --trust on a quiesce
-        # bundle too.
+        # Without --trust a .flap is a usage error; a quiesce bundle given
+        # --trust is read as a .flap and refused with a hint.
         self.q("bundle", "inject", self.path("valid"), check=2)
+        plain = os.path.join(self.dir, "plain.zip")
+        self.q("bundle", "pack", "--origin", ORIGIN, "--cache", "flap-v1",
+               "-o", plain, check=0)
+        p = self.q("bundle", "inject", plain, "--trust", self.root,
+                   "--rename", "plain", check=4)
+        self.assertIn("quiesce bundle is not signed", p.stderr)
+        self.q("bundle", "inject", plain, "--rename", "plain", check=0)
 
     def test_2b_opaque_refused_with_reason(self):
         # Verification accepts padding (Appelflap carries it per row); the
