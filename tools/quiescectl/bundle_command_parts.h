@@ -27,11 +27,25 @@ struct BundleArgs {
   bool keep_credentials = false;      // pack --keep-credentials
   std::optional<std::string> rename;  // inject --rename NAME
   bool overwrite = false;             // inject --overwrite
+  // .flap (docs/flap.md): verify, inject and pack --format flap.
+  std::string trust;           // --trust ROOT.pem
+  std::string app_id;          // --app-id ID
+  bool no_verify = false;      // inject --no-verify
+  std::string format;          // pack --format quiesce|flap
+  std::string key;             // pack --key DEVICE_KEY.pem
+  std::string chain;           // pack --chain CHAIN.pem
+  std::optional<int64_t> flap_version;  // pack --version N (.flap)
+  std::string shown_file;      // inject: the .flap a converted FILE came from
 };
 
 int BundleLs(const BundleArgs& args);
 int BundlePack(const BundleArgs& args);
 int BundleInject(const BundleArgs& args);
+int BundleVerify(const BundleArgs& args);
+// inject of a .flap: verified, converted, then BundleInject's path.
+int BundleInjectFlap(const BundleArgs& args);
+// pack --format flap.
+int BundlePackFlap(const BundleArgs& args);
 
 // Prints "quiescectl: bundle: <message>" and returns its exit code.
 int ReportFailure(const Failure& failure);

@@ -15,7 +15,7 @@
 namespace quiesce::ctl {
 
 const char kBundleSynopsis[] =
-    "bundle ls|pack|inject ... (Gecko Cache API caches)";
+    "bundle ls|pack|inject|verify ... (Gecko Cache API caches, .flap)";
 
 const char kBundleHelp[] =
     "Gecko Cache API caches of a live Firefox or GeckoView that runs the\n"
@@ -37,7 +37,20 @@ const char kBundleHelp[] =
     "      --origin; --rename injects under another cache name; --overwrite\n"
     "      replaces a cache of the same name. Opaque responses are refused.\n"
     "      Needs write access (the browser's QUIESCE_WRITABLE).\n"
-    "\n"
+    "  bundle verify FILE.flap --trust ROOT.pem [--app-id ID]\n"
+    "      Checks an Appelflap bundle (.flap, docs/flap.md) as Appelflap's\n"
+    "      reader does: entry order, size limits, digest chain, every\n"
+    "      signature, the certificate chain to ROOT and its CNs (app id\n"
+    "      default org.nontrivialpursuit.appelflap). Names the first\n"
+    "      violation (exit 4), else lists the cache, entries and sizes.\n"
+    "  bundle inject FILE.flap --trust ROOT.pem [--app-id ID] [...]\n"
+    "      A .flap (found by content) is verified completely first, then\n"
+    "      injected as above. --no-verify skips the certificate chain, CNs\n"
+    "      and signatures (never the structure and size checks).\n"
+    "  bundle pack --format flap --key DEVICE_KEY.pem --chain CHAIN.pem\n"
+    "      [--version N] --origin URL --cache NAME -o FILE\n"
+    "      A signed .flap that Appelflap reads (its schema 28; what that\n"
+    "      lacks is listed); Appelflap's header filter.\n"    "\n"
     "URL is the origin or any URL of it; --profile DIR picks the profile\n"
     "when the host has the origin open in several. Exit codes: 4 when the\n"
     "browser does not have the origin open, the cache is unknown, the\n"
@@ -48,7 +61,9 @@ const char kBundleHelp[] =
     "  quiescectl bundle pack --origin http://127.0.0.1:8080 --cache v1 "
     "-o v1.zip\n"
     "  quiescectl bundle inject v1.zip --rename v1-copy\n"
-    "  quiescectl --json bundle inject v1.zip --overwrite\n";
+    "  quiescectl --json bundle inject v1.zip --overwrite\n"
+    "  quiescectl bundle verify peer.flap --trust root.pem\n"
+    "  quiescectl bundle inject peer.flap --trust root.pem --rename v1-peer\n";
 
 namespace {
 
@@ -95,6 +110,28 @@ bool Parse(const std::vector<std::string>& in, BundleArgs* out,
       out->rename = v;
     } else if (a == "--overwrite") {
       out->overwrite = true;
+    } else if (a == "--trust") {
+      if (!value(&out->trust)) return Bad("--trust needs ROOT.pem");
+    } else if (a == "--app-id") {
+      if (!value(&out->app_id)) return Bad("--app-id needs an ID");
+    } else if (a == "--no-verify") {
+      out->no_verify = true;
+    } else if (a == "--format") {
+      if (!value(&out->format) ||
+          (out->format != "flap" && out->format != "quiesce")) {
+        return Bad("--format is flap or quiesce");
+      }
+    } else if (a == "--key") {
+      if (!value(&out->key)) return Bad("--key needs DEVICE_KEY.pem");
+    } else if (a == "--chain") {
+      if (!value(&out->chain)) return Bad("--chain needs CHAIN.pem");
+    } else if (a == "--version") {
+      if (!value(&v) || v.empty() ||
+          v.find_first_not_of("0123456789") != std::string::npos ||
+          v.size() > 18) {
+        return Bad("--version needs a number");
+      }
+      out->flap_version = std::stoll(v);
     } else if (a.size() > 1 && a[0] == '-') {
       return Bad("unknown option " + a);
     } else if (out->subcommand.empty()) {
@@ -104,9 +141,39 @@ bool Parse(const std::vector<std::string>& in, BundleArgs* out,
     }
   }
   const std::string& sub = out->subcommand;
+  if (sub == "verify") {
+    if (out->operands.size() != 1) return Bad("verify takes one .flap FILE");
+    if (out->trust.empty() && !out->no_verify) {
+      return Bad("verify needs --trust ROOT.pem (the root certificate "
+                 "deployment certificates must be signed by)");
+    }
+    if (!out->origin.empty() || !out->cache.empty() || !out->output.empty() ||
+        out->keep_credentials || out->rename || out->overwrite ||
+        !out->format.empty() || !out->key.empty() || !out->chain.empty() ||
+        out->flap_version) {
+      return Bad("verify takes FILE, --trust, --app-id, --no-verify and "
+                 "--json only");
+    }
+    *exit_code = kExitOk;
+    return true;
+  }
   if (sub != "ls" && sub != "pack" && sub != "inject") {
-    return Bad(sub.empty() ? "ls, pack or inject?"
+    return Bad(sub.empty() ? "ls, pack, inject or verify?"
                              : "no subcommand '" + sub + "'");
+  }
+  if (sub == "pack" && out->format == "flap" &&
+      (out->key.empty() || out->chain.empty())) {
+    return Bad("pack --format flap needs --key DEVICE_KEY.pem and "
+               "--chain CHAIN.pem");
+  }
+  if ((sub != "pack" || out->format != "flap") &&
+      (!out->key.empty() || !out->chain.empty() || out->flap_version)) {
+    return Bad("--key, --chain and --version are for pack --format flap");
+  }
+  if (sub != "inject" &&
+      (!out->trust.empty() || out->no_verify || !out->app_id.empty())) {
+    return Bad("--trust, --app-id and --no-verify are for inject and "
+               "verify");
   }
   const bool is_pack = sub == "pack", is_inject = sub == "inject";
   if (!is_inject && out->origin.empty()) {
@@ -245,7 +312,10 @@ int RunBundle(const std::string& socket, bool json,
   int code = kExitOk;
   if (!Parse(in, &args, &code)) return code;
   if (args.subcommand == "ls") return BundleLs(args);
-  if (args.subcommand == "pack") return BundlePack(args);
+  if (args.subcommand == "verify") return BundleVerify(args);
+  if (args.subcommand == "pack") {
+    return args.format == "flap" ? BundlePackFlap(args) : BundlePack(args);
+  }
   return BundleInject(args);
 }
 

@@ -10,6 +10,7 @@
 #include "bundle_live.h"
 #include "cache_bundle.h"
 #include "exit_codes.h"
+#include "flap.h"
 #include "gecko_origin.h"
 #include "staged_params.h"
 
@@ -51,8 +52,14 @@ int64_t StagedBytes(const bundle::InjectionPlan& plan) {
 }  // namespace
 
 int BundleInject(const BundleArgs& args) {
-  const std::string& file = args.operands.front();
-  auto opened = bundle::Bundle::Open(file);
+  if (args.shown_file.empty() &&
+      (!args.trust.empty() || args.no_verify || !args.app_id.empty() ||
+       bundle::flap::LooksLikeFlap(args.operands.front()))) {
+    return BundleInjectFlap(args);  // verified, converted, then back here
+  }
+  const std::string& file =
+      args.shown_file.empty() ? args.operands.front() : args.shown_file;
+  auto opened = bundle::Bundle::Open(args.operands.front());
   if (!opened.ok()) return ReportStatus(opened.status(), file);
   const bundle::Bundle& bndl = **opened;
   const std::string origin_text =
