@@ -77,7 +77,7 @@ bool BoolArg(const Call& call, const char* name, bool* value, Outcome* error) {
 }
 
 std::shared_ptr<Database> WritableDatabase(const Call& call, Outcome* error) {
-  auto db = ResolveDatabase(call, error);
+  auto db = ResolveTrackedDatabase(call, error);
   if (db && !CapabilitiesFor(call.policy, call.session.peer(), db->path())
                  .write) {
     *error = Outcome::Error(
@@ -163,7 +163,7 @@ json PointJson(const Database& db, const PinnedPoint& p) {
 
 Outcome SnapshotOp(Call& call) {
   Outcome error;
-  auto db = ResolveDatabase(call, &error);
+  auto db = ResolveTrackedDatabase(call, &error);
   if (!db) return error;
   if (call.fds.size() != 1) {
     return Outcome::Error(ErrorCode::kBadRequest,
