@@ -163,7 +163,7 @@ json PointJson(const Database& db, const PinnedPoint& p) {
 
 Outcome SnapshotOp(Call& call) {
   Outcome error;
-  auto db = ResolveTrackedDatabase(call, &error);
+  auto db = ResolveDatabase(call, &error);
   if (!db) return error;
   if (call.fds.size() != 1) {
     return Outcome::Error(ErrorCode::kBadRequest,
@@ -181,6 +181,8 @@ Outcome SnapshotOp(Call& call) {
       !BoolArg(call, "progress", &progress, &error)) {
     return error;
   }
+  // After the request's own checks: a client's mistakes come first.
+  if (!ResolveTrackedDatabase(call, &error)) return error;
   auto fd = std::make_shared<UniqueFd>(std::move(call.fds[0]));
   const int64_t id = call.request.id;
   return Defer(call, [db, fd, id, timeout_ms, progress](Job& job) {

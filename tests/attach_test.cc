@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "../control/client.h"
 #include "context.h"
 #include "image_check.h"
 #include "inject.h"
@@ -180,6 +181,7 @@ struct World {
   int unix_size_before = 0;
   quiesce_attach_report report{};
   int attach_rc = -1;
+  std::string socket;
 };
 World* g_world = nullptr;
 
@@ -215,6 +217,8 @@ class AttachEnvironment : public ::testing::Environment {
     config.size = sizeof(config);
     config.max_stall_ms = 5000;
     config.writable = "1";
+    w.socket = w.dir->File("control.sock");
+    config.socket_path = w.socket.c_str();
     w.report.size = sizeof(w.report);
     config.report = &w.report;
     w.attach_rc = quiesce_attach(&config);
@@ -232,6 +236,7 @@ TEST(Attach, WrapsTheLiveVfsesInPlace) {
   EXPECT_NE(std::string(w.report.vfs_names).find("unix-excl"),
             std::string::npos);
   EXPECT_NE(std::string(w.report.sqlite_library), "");
+  EXPECT_EQ(std::string(w.report.socket_path), w.socket);
   // Same objects, same file size: layers above keep what they learnt.
   EXPECT_EQ(sqlite3_vfs_find("unix"), w.unix_before);
   EXPECT_EQ(sqlite3_vfs_find("unix-excl"), w.excl_before);
@@ -257,7 +262,7 @@ TEST(Attach, ASecondAttachIsANoOpThatReportsTheFirst) {
   EXPECT_EQ(report.result, SQLITE_OK);
   EXPECT_EQ(report.vfs_count, w.report.vfs_count);
   EXPECT_STREQ(report.vfs_names, w.report.vfs_names);
-  EXPECT_STREQ(report.socket_path, "");
+  EXPECT_STREQ(report.socket_path, w.socket.c_str());  // not the new one
   EXPECT_EQ(quiesce_attach(nullptr), SQLITE_OK);
   // Nothing wrapped twice.
   EXPECT_EQ(w.unix_before->xOpen, open_before);
@@ -296,6 +301,54 @@ TEST_P(AttachModes, OpenedBeforeIsUntrackedAndRefused) {
             std::string::npos)
       << check.error().message;
   EXPECT_EQ(old.Text("PRAGMA integrity_check"), "ok");
+}
+
+// Over the control channel: list shows the database opened before as
+// untracked, and snapshot, hold and inject of it are refused, whether the
+// shim knows it (partly tracked) or not at all.
+TEST(Attach, ClientsAreToldWhatWasOpenedBefore) {
+  const Case c{kOuterNames[1], "wal"};
+  const std::string path = BeforePath(c);
+  std::string error;
+  auto client = control::Client::Connect(g_world->socket, 10000, &error);
+  ASSERT_NE(client, nullptr) << error;
+  control::Message reply;
+  ASSERT_EQ(client->Call("list", control::json::object(), &reply, 10000,
+                         &error),
+            control::Client::Status::kOk)
+      << error;
+  ASSERT_TRUE(reply.ok) << reply.error_message;
+  bool listed = false;
+  for (const auto& u : reply.result["untracked"]) {
+    if (u["path"] == path) {
+      listed = true;
+      EXPECT_EQ(u["reason"], kOpenedBeforeAttach);
+    }
+  }
+  EXPECT_TRUE(listed) << reply.result.dump();
+  for (const char* op : {"hold", "inject"}) {
+    control::json args = {{"db", path}};
+    if (std::string(op) == "inject") args["sql"] = "SELECT 1";
+    ASSERT_EQ(client->Call(op, args, &reply, 10000, &error),
+              control::Client::Status::kOk);
+    EXPECT_EQ(reply.error_code, "unsupported") << op;
+    EXPECT_NE(reply.error_message.find(kOpenedBeforeAttach),
+              std::string::npos)
+        << op << ": " << reply.error_message;
+  }
+  // Partly tracked: a connection opened after the attach is tracked.
+  Db fresh(path, c.vfs);
+  fresh.Must("SELECT 1 FROM seq");
+  const std::string image = g_world->dir->File("refused.image");
+  const int out = open(image.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  ASSERT_GE(out, 0);
+  ASSERT_EQ(client->Call("snapshot", {{"db", path}}, &reply, 10000, &error,
+                         {out}),
+            control::Client::Status::kOk);
+  close(out);
+  EXPECT_EQ(reply.error_code, "unsupported");
+  EXPECT_NE(reply.error_message.find(kOpenedBeforeAttach), std::string::npos)
+      << reply.error_message;
 }
 
 // Snapshot, hold and inject on a database opened after the attach through
