@@ -420,14 +420,80 @@ TEST_P(AttachModes, ReopenedAfterTheAttachBecomesTracked) {
   EXPECT_FALSE(listed) << path << " is still listed as untracked";
 }
 
+// Exclusive locking mode, where quiesce reads through the base VFS itself:
+// snapshots in a row, and its own (parked) descriptors never make the
+// database look partly tracked.
+class AttachExclusive : public ::testing::TestWithParam<Case> {};
+
+TEST_P(AttachExclusive, SnapshotsAfterTheAttach) {
+  const Case c = GetParam();
+  const std::string path =
+      g_world->dir->File("exclusive-" + CaseName(c) + ".db");
+  Db host(path, c.vfs);
+  host.Must("PRAGMA locking_mode=EXCLUSIVE");
+  OpenWritten(host, c.mode);
+  const std::string image = path + ".image";
+  for (int i = 0; i < 3; ++i) {
+    host.Must("INSERT INTO seq SELECT max(n)+1, randomblob(3000) FROM seq");
+    auto snap = SnapshotTo(path, image);
+    ASSERT_TRUE(snap.ok()) << snap.error().message;
+    auto db = Context::Get()->FindByPath(path);
+    ASSERT_NE(db, nullptr);
+    EXPECT_TRUE(CheckFullyTracked(*db, true).ok())
+        << CheckFullyTracked(*db, true).error().message;
+  }
+  EXPECT_EQ(CheckImage(image), std::stoll(host.Text("SELECT max(n) FROM seq")));
+}
+
+// watch streams the commits of a database opened after the attach.
+TEST(Attach, WatchStreamsCommitsOfADatabaseOpenedAfter) {
+  const std::string path = g_world->dir->File("watched.db");
+  Db host(path, kOuterNames[1]);
+  OpenWritten(host, "wal");
+  auto db = Context::Get()->FindByPath(path);
+  ASSERT_NE(db, nullptr);
+  std::string error;
+  auto client = control::Client::Connect(g_world->socket, 10000, &error);
+  ASSERT_NE(client, nullptr) << error;
+  control::Message reply;
+  ASSERT_EQ(client->Call("watch", {{"db", db->id()}}, &reply, 10000, &error),
+            control::Client::Status::kOk);
+  ASSERT_TRUE(reply.ok) << reply.error_message;
+  const uint64_t from = db->Info().generation;
+  for (int i = 0; i < 3; ++i) {
+    host.Must("INSERT INTO seq SELECT max(n)+1, randomblob(300) FROM seq");
+  }
+  std::vector<uint64_t> generations;
+  while (generations.size() < 3) {
+    control::Message event;
+    ASSERT_EQ(client->Read(&event, 10000, &error),
+              control::Client::Status::kOk)
+        << error;
+    if (event.is_event && event.event == "commit") {
+      generations.push_back(event.body["generation"].get<uint64_t>());
+    }
+  }
+  EXPECT_EQ(generations,
+            (std::vector<uint64_t>{from + 1, from + 2, from + 3}));
+}
+
+std::string TestName(const ::testing::TestParamInfo<Case>& info) {
+  std::string name = CaseName(info.param);
+  for (char& ch : name) {
+    if (ch == '-') ch = '_';
+  }
+  return name;
+}
+
 INSTANTIATE_TEST_SUITE_P(Modes, AttachModes, ::testing::ValuesIn(AllCases()),
-                         [](const ::testing::TestParamInfo<Case>& info) {
-                           std::string name = CaseName(info.param);
-                           for (char& ch : name) {
-                             if (ch == '-') ch = '_';
-                           }
-                           return name;
-                         });
+                         TestName);
+INSTANTIATE_TEST_SUITE_P(
+    Modes, AttachExclusive,
+    ::testing::Values(Case{kOuterNames[0], "wal"},
+                      Case{kOuterNames[0], "delete"},
+                      Case{kOuterNames[1], "wal"},
+                      Case{kOuterNames[1], "delete"}),
+    TestName);
 
 }  // namespace
 }  // namespace quiesce::testing
