@@ -20,6 +20,12 @@
 // stays open (SQLite's unix VFS parks the descriptor of a closed file while
 // the process holds locks on the inode, and reuses it later).
 //
+// Exact for connections opened before an attach: their descriptors were
+// open before any shim file existed. Best effort for a second SQLite that
+// opens the database later: should the unix VFS close a parked descriptor
+// unseen and that SQLite get the same number for the same database, it
+// would be taken for the shim's.
+//
 // Cost: one load at each open, one fcntl at each close of a tracked file;
 // the scans run only when a client asks (list, snapshot, hold, inject).
 //
