@@ -6,6 +6,7 @@
 
 #include "describe.h"
 #include "quiesce_ops.h"
+#include "untracked.h"
 
 namespace quiesce::control {
 namespace {
@@ -63,7 +64,20 @@ Outcome List(Call& call) {
   for (const auto& db : dbs) {
     if (CanRead(call, *db)) rows.push_back(DescribeSummary(db->Info()));
   }
-  return Outcome::Ok({{"databases", std::move(rows)}});
+  // Databases open out of the shim's sight (opened before an attach).
+  json untracked = json::array();
+  for (const UntrackedDatabase& u : ScanUntracked(*call.context)) {
+    if (!CapabilitiesFor(call.policy, call.session.peer(), u.path).read) {
+      continue;
+    }
+    untracked.push_back(json{{"path", u.path},
+                         {"files", json(u.files)},
+                         {"descriptors", u.descriptors},
+                         {"partly_tracked", u.partly_tracked},
+                         {"reason", std::string(kOpenedBeforeAttach)}});
+  }
+  return Outcome::Ok(
+      {{"databases", std::move(rows)}, {"untracked", std::move(untracked)}});
 }
 
 Outcome Status(Call& call) {
@@ -185,6 +199,13 @@ std::shared_ptr<Database> ResolveDatabase(const Call& call, Outcome* error) {
     return nullptr;
   }
   if (!db) {
+    for (const UntrackedDatabase& u : ScanUntracked(*call.context)) {
+      if (u.path == named) {
+        *error = Outcome::Error(ErrorCode::kUnsupported,
+                                named + ": " + kOpenedBeforeAttach);
+        return nullptr;
+      }
+    }
     *error = Outcome::Error(ErrorCode::kNotFound,
                             "no open database with " + named);
     return nullptr;
@@ -192,6 +213,17 @@ std::shared_ptr<Database> ResolveDatabase(const Call& call, Outcome* error) {
   if (!CanRead(call, *db)) {
     *error = Outcome::Error(ErrorCode::kForbidden,
                             "this peer may not read " + db->path());
+    return nullptr;
+  }
+  return db;
+}
+
+std::shared_ptr<Database> ResolveTrackedDatabase(const Call& call,
+                                                 Outcome* error) {
+  auto db = ResolveDatabase(call, error);
+  if (!db) return nullptr;
+  if (auto r = CheckFullyTracked(*db, call.context->attached()); !r.ok()) {
+    *error = Outcome::Error(ErrorCode::kUnsupported, r.error().message);
     return nullptr;
   }
   return db;

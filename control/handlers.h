@@ -65,6 +65,13 @@ const Operation* FindOperation(std::string_view name);
 // or the canonical path; not_found or forbidden otherwise.
 std::shared_ptr<Database> ResolveDatabase(const Call& call, Outcome* error);
 
+// ResolveDatabase, for operations that need every connection to the
+// database in the shim's sight (snapshot, hold, inject): a database that
+// the process also has open out of the shim's sight (opened before an
+// attach) is refused as unsupported (untracked.h).
+std::shared_ptr<Database> ResolveTrackedDatabase(const Call& call,
+                                                 Outcome* error);
+
 }  // namespace quiesce::control
 
 #endif  // QUIESCE_CONTROL_HANDLERS_H_

@@ -78,7 +78,7 @@ bool BoolArg(const Call& call, const char* name, bool* value, Outcome* error) {
 }
 
 std::shared_ptr<Database> WritableDatabase(const Call& call, Outcome* error) {
-  auto db = ResolveDatabase(call, error);
+  auto db = ResolveTrackedDatabase(call, error);
   if (db && !CapabilitiesFor(call.policy, call.session.peer(), db->path())
                  .write) {
     *error = Outcome::Error(
@@ -195,6 +195,8 @@ Outcome SnapshotOp(Call& call) {
       !BoolArg(call, "progress", &progress, &error)) {
     return error;
   }
+  // After the request's own checks: a client's mistakes come first.
+  if (!ResolveTrackedDatabase(call, &error)) return error;
   auto fd = std::make_shared<UniqueFd>(std::move(call.fds[0]));
   const int64_t id = call.request.id;
   return Defer(call, [db, fd, id, timeout_ms, progress](Job& job) {

@@ -49,7 +49,8 @@ TEST(Library, ExportsOnlyItsEntryPoints) {
       "nm -D --defined-only '" + Library() +
       "' | awk '$2 ~ /^[TDBVWRG]$/ {print $3}'"));
   EXPECT_EQ(exported, (std::set<std::string>{
-                          "quiesce_register", "quiesce_shutdown",
+                          "quiesce_attach", "quiesce_register",
+                          "quiesce_shutdown",
                           "sqlite3_quiesce_init"}));
 }
 

@@ -5,6 +5,8 @@
 #include <cerrno>
 #include <new>
 
+#include "untracked.h"
+
 namespace quiesce {
 
 Result<BaseFile> BaseFile::OpenReadOnly(sqlite3_vfs* vfs,
@@ -35,6 +37,8 @@ Result<BaseFile> BaseFile::OpenReadOnly(sqlite3_vfs* vfs,
                                           " (SQLite code " +
                                           std::to_string(rc) + ")"};
   }
+  file.fd_ = UnixFileDescriptor(vfs, file.get());
+  if (file.fd_ >= 0) NoteFdOpened(file.fd_, FileId{});
   return file;
 }
 
@@ -42,6 +46,8 @@ BaseFile& BaseFile::operator=(BaseFile&& other) noexcept {
   if (this != &other) {
     Close();
     storage_ = std::move(other.storage_);
+    fd_ = other.fd_;
+    other.fd_ = -1;
   }
   return *this;
 }
@@ -57,6 +63,8 @@ void BaseFile::Close() {
   sqlite3_file* f = get();
   if (f != nullptr && f->pMethods != nullptr) f->pMethods->xClose(f);
   storage_.reset();
+  NoteFdClosed(fd_);
+  fd_ = -1;
 }
 
 }  // namespace quiesce

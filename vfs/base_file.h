@@ -27,7 +27,10 @@ class BaseFile {
                                        const std::string& path, int kind);
 
   BaseFile() = default;
-  BaseFile(BaseFile&& other) noexcept = default;
+  BaseFile(BaseFile&& other) noexcept
+      : storage_(std::move(other.storage_)), fd_(other.fd_) {
+    other.fd_ = -1;
+  }
   BaseFile& operator=(BaseFile&& other) noexcept;
   BaseFile(const BaseFile&) = delete;
   BaseFile& operator=(const BaseFile&) = delete;
@@ -45,6 +48,8 @@ class BaseFile {
 
   // Holds the base VFS's sqlite3_file (szOsFile bytes), aligned for it.
   std::unique_ptr<std::max_align_t[]> storage_;
+  // Its descriptor, known to untracked.h as quiesce's own (-1: unknown).
+  int fd_ = -1;
 };
 
 }  // namespace quiesce

@@ -70,6 +70,11 @@ class Context {
 
   uint64_t NextHandleId() { return next_handle_id_.fetch_add(1) + 1; }
 
+  // Whether a shim was attached in place (quiesce_attach): databases may
+  // have been opened before, out of the shim's sight (untracked.h).
+  bool attached() const { return attached_.load(std::memory_order_acquire); }
+  void SetAttached() { attached_.store(true, std::memory_order_release); }
+
  private:
   struct Entry {
     std::shared_ptr<Database> db;
@@ -81,6 +86,7 @@ class Context {
   const SqliteApi api_;
   std::atomic<CommitObserver*> observer_{nullptr};
   std::atomic<uint64_t> next_handle_id_{0};
+  std::atomic<bool> attached_{false};
 
   Mutex mu_;
   std::map<FileId, Entry> by_file_ QUIESCE_GUARDED_BY(mu_);

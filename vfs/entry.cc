@@ -6,9 +6,12 @@
 #include <mutex>
 
 #include <cstdlib>
+#include <cstring>
 #include <string>
+#include <vector>
 
 #include "../control/server.h"
+#include "attach_sqlite.h"
 #include "config.h"
 #include "context.h"
 #include "quiesce/quiesce.h"
@@ -43,14 +46,16 @@ void ForgetServerInChild() QUIESCE_NO_TSA {
   g_server_mu.Unlock();
 }
 
-void StartServer(const Config& config) {
-  if (!config.socket) return;
+// Starts the server when `config` names a socket; returns its path, or ""
+// when none runs.
+std::string StartServer(const Config& config) {
+  if (!config.socket) return "";
   static std::once_flag atfork_once;
   std::call_once(atfork_once, [] {
     pthread_atfork(LockBeforeFork, UnlockInParent, ForgetServerInChild);
   });
   MutexLock lock(&g_server_mu);
-  if (g_server != nullptr) return;
+  if (g_server != nullptr) return g_server->socket();
   Context* context = Context::Get();
   control::ServerOptions options;
   options.create_dir = config.socket->empty();
@@ -73,7 +78,9 @@ void StartServer(const Config& config) {
     context->api().log(SQLITE_CANTOPEN,
                        "quiesce: control server not started: %s",
                        error.c_str());
+    return "";
   }
+  return g_server->socket();
 }
 
 int Register(const Config& config, const SqliteApi& api, std::string* error) {
@@ -82,10 +89,164 @@ int Register(const Config& config, const SqliteApi& api, std::string* error) {
                       config.make_default, error);
 }
 
+// quiesce_attach's state: the attach that took effect, reported to every
+// later call.
+struct AttachState {
+  bool done = false;  // an attach succeeded: later calls are no-ops
+  int result = SQLITE_OK;
+  std::vector<std::string> vfs_names;
+  std::string library;
+  std::string socket;
+  std::string message;
+};
+Mutex g_attach_mu;
+AttachState g_attach QUIESCE_GUARDED_BY(g_attach_mu);
+
+void CopyText(char* out, size_t size, const std::string& text) {
+  if (size == 0) return;
+  const size_t n = std::min(size - 1, text.size());
+  std::memcpy(out, text.data(), n);
+  out[n] = '\0';
+}
+
+void Report(const AttachState& state, bool already,
+            quiesce_attach_report* report) {
+  if (report == nullptr || report->size < sizeof(quiesce_attach_report)) {
+    return;
+  }
+  report->result = state.result;
+  report->already_attached = already ? 1 : 0;
+  report->vfs_count = static_cast<int>(state.vfs_names.size());
+  std::string names;
+  for (const std::string& n : state.vfs_names) {
+    names += (names.empty() ? "" : ",") + n;
+  }
+  CopyText(report->vfs_names, sizeof(report->vfs_names), names);
+  CopyText(report->sqlite_library, sizeof(report->sqlite_library),
+           state.library);
+  CopyText(report->socket_path, sizeof(report->socket_path), state.socket);
+  CopyText(report->message, sizeof(report->message), state.message);
+}
+
+// The attach config as a registration config, for one validation.
+quiesce_config AsRegisterConfig(const quiesce_attach_config& full) {
+  quiesce_config c{};
+  c.size = sizeof(c);
+  c.socket_path = full.socket_path;
+  c.max_stall_ms = full.max_stall_ms;
+  c.lease_ms = full.lease_ms;
+  c.allow_uids = full.allow_uids;
+  c.writable = full.writable;
+  c.allow_ddl = full.allow_ddl;
+  return c;
+}
+
+AttachState Attach(const quiesce_attach_config* c) QUIESCE_REQUIRES(g_attach_mu) {
+  AttachState state;
+  auto fail = [&state](int rc, std::string message) {
+    state.result = rc;
+    state.message = std::move(message);
+    return state;
+  };
+  Config config;
+  std::string error;
+  quiesce_attach_config full{};
+  if (c != nullptr) {
+    if (c->size < offsetof(quiesce_attach_config, report)) {
+      return fail(SQLITE_MISUSE, "quiesce_attach_config.size is not set");
+    }
+    std::memcpy(&full, c, std::min(c->size, sizeof(full)));
+    const quiesce_config as_register = AsRegisterConfig(full);
+    if (!ConfigFromC(&as_register, &config, &error)) {
+      return fail(SQLITE_MISUSE, error);
+    }
+  } else if (!ConfigFromEnv(std::getenv, &config, &error)) {
+    return fail(SQLITE_MISUSE, error);
+  }
+  SqliteApi api;
+  if (Context* existing = Context::Get()) {
+    api = existing->api();
+  } else {
+    HostSqlite host;
+    if (!FindHostSqlite(full.resolve, full.resolve_arg, full.sqlite_library,
+                        &host, &error)) {
+      return fail(SQLITE_NOTFOUND, error);
+    }
+    state.library = host.library;
+    if (!LoadSqliteApi(host.resolve, host.arg, &api, &error)) {
+      return fail(SQLITE_ERROR, "the SQLite found (" + host.library +
+                                    ") lacks " + error);
+    }
+  }
+  Context* context = Context::GetOrCreate(config, api);
+  const bool named = full.vfs_names != nullptr;
+  std::vector<std::string> names;
+  if (named) {
+    for (const char* const* n = full.vfs_names; *n != nullptr; ++n) {
+      names.emplace_back(*n);
+    }
+  } else {
+    names = {"unix", "unix-excl", "unix-none", "unix-dotfile"};
+  }
+  // Before any file opens through the shim: nothing is vouched for by a
+  // registration any more.
+  context->SetAttached();
+  int result = SQLITE_OK;
+  for (const std::string& name : names) {
+    bool already = false;
+    const int rc = AttachShim(context, name, &already, &error);
+    if (rc == SQLITE_OK) {
+      state.vfs_names.push_back(name);
+    } else if (rc == SQLITE_NOTFOUND && !named) {
+      continue;  // a default this SQLite was built without
+    } else {
+      result = rc;
+      state.message += (state.message.empty() ? "" : "; ") + error;
+    }
+  }
+  if (state.vfs_names.empty() && result == SQLITE_OK) {
+    result = SQLITE_NOTFOUND;
+    state.message = "none of the VFSes to attach to is registered";
+  }
+  state.result = result;
+  if (result != SQLITE_OK) {
+    api.log(result, "quiesce: attach failed: %s", state.message.c_str());
+    return state;
+  }
+  state.socket = StartServer(config);
+  if (config.socket && state.socket.empty()) {
+    state.message = "attached, but the control server did not start (see "
+                    "the SQLite log)";
+  }
+  state.done = true;
+  return state;
+}
+
 }  // namespace
 }  // namespace quiesce
 
 extern "C" {
+
+__attribute__((visibility("default"))) int quiesce_attach(
+    const quiesce_attach_config* c) {
+  using namespace quiesce;
+  try {
+    quiesce_attach_report* report =
+        c != nullptr && c->size >= sizeof(quiesce_attach_config) ? c->report
+                                                                  : nullptr;
+    MutexLock lock(&g_attach_mu);
+    if (g_attach.done) {
+      Report(g_attach, /*already=*/true, report);
+      return g_attach.result;
+    }
+    AttachState state = Attach(c);
+    Report(state, /*already=*/false, report);
+    if (state.done) g_attach = std::move(state);
+    return g_attach.done ? g_attach.result : state.result;
+  } catch (...) {
+    return SQLITE_NOMEM;
+  }
+}
 
 __attribute__((visibility("default"))) int quiesce_register(
     const quiesce_config* c) {

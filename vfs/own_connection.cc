@@ -80,14 +80,14 @@ Result<Ok> OwnConnection::BeginRead() {
 ShimFile* OwnConnection::main_file() const {
   sqlite3_file* file = nullptr;
   api_.file_control(db_, "main", SQLITE_FCNTL_FILE_POINTER, &file);
-  return reinterpret_cast<ShimFile*>(file);
+  return ShimFileOf(file);  // registered or attached
 }
 
 sqlite3_file* OwnConnection::wal_file() const {
   sqlite3_file* file = nullptr;
   api_.file_control(db_, "main", SQLITE_FCNTL_JOURNAL_POINTER, &file);
   if (file == nullptr || file->pMethods == nullptr) return nullptr;
-  return reinterpret_cast<ShimFile*>(file)->real();
+  return ShimFileOf(file)->real();
 }
 
 }  // namespace quiesce

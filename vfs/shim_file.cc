@@ -2,8 +2,10 @@
 // WAL and journal handles also feed the database's lock table and commit
 // tracking. Nothing here opens or closes a file behind the base VFS's back.
 #include "shim_file.h"
+#include "untracked.h"
 
 #include <cstring>
+#include <new>
 #include <string_view>
 
 #include "ascii.h"
@@ -38,6 +40,7 @@ int ShimClose(sqlite3_file* file) {
   ShimFile* f = Shim(file);
   sqlite3_file* real = f->real();
   const int rc = real->pMethods ? real->pMethods->xClose(real) : SQLITE_OK;
+  NoteFdClosed(f->fd);
   if (f->kind == FileKind::kMainDb) {
     {
       MutexLock lock(&f->db->mu);
@@ -427,7 +430,84 @@ constexpr sqlite3_io_methods MakeMethods(int version) {
 constexpr sqlite3_io_methods kMethods[3] = {MakeMethods(1), MakeMethods(2),
                                             MakeMethods(3)};
 
+// --- attached files: the caller's AttachedFile points to the ShimFile -----
+// Each method is the registered one, called on the ShimFile: one load more
+// per call, and the same code for both paths.
+
+ShimFile* Outer(sqlite3_file* file) {
+  return reinterpret_cast<AttachedFile*>(file)->shim;
+}
+
+template <auto Method, typename... Args>
+auto Via(sqlite3_file* file, Args... args) {
+  return Method(&Outer(file)->base, args...);
+}
+
+int AttachedClose(sqlite3_file* file) {
+  ShimFile* f = Outer(file);
+  const int rc = ShimClose(&f->base);  // destroys the ShimFile
+  FreeAttachedStorage(f);
+  reinterpret_cast<AttachedFile*>(file)->shim = nullptr;
+  return rc;
+}
+
+constexpr sqlite3_io_methods MakeAttachedMethods(int version) {
+  return sqlite3_io_methods{
+      version,                                   /* iVersion */
+      AttachedClose,                             /* xClose */
+      Via<ShimRead, void*, int, sqlite3_int64>,  /* xRead */
+      Via<ShimWrite, const void*, int, sqlite3_int64>,  /* xWrite */
+      Via<ShimTruncate, sqlite3_int64>,          /* xTruncate */
+      Via<ShimSync, int>,                        /* xSync */
+      Via<ShimFileSize, sqlite3_int64*>,         /* xFileSize */
+      Via<ShimLock, int>,                        /* xLock */
+      Via<ShimUnlock, int>,                      /* xUnlock */
+      Via<ShimCheckReservedLock, int*>,          /* xCheckReservedLock */
+      Via<ShimFileControl, int, void*>,          /* xFileControl */
+      Via<ShimSectorSize>,                       /* xSectorSize */
+      Via<ShimDeviceCharacteristics>,            /* xDeviceCharacteristics */
+      Via<ShimShmMap, int, int, int, void volatile**>,  /* xShmMap */
+      Via<ShimShmLock, int, int, int>,           /* xShmLock */
+      Via<ShimShmBarrier>,                       /* xShmBarrier */
+      Via<ShimShmUnmap, int>,                    /* xShmUnmap */
+      Via<ShimFetch, sqlite3_int64, int, void**>,  /* xFetch */
+      Via<ShimUnfetch, sqlite3_int64, void*>,    /* xUnfetch */
+  };
+}
+
+constexpr sqlite3_io_methods kAttachedMethods[3] = {
+    MakeAttachedMethods(1), MakeAttachedMethods(2), MakeAttachedMethods(3)};
+
+bool IsAttached(const sqlite3_file* file) {
+  for (const sqlite3_io_methods& m : kAttachedMethods) {
+    if (file->pMethods == &m) return true;
+  }
+  return false;
+}
+
 }  // namespace
+
+ShimFile* ShimFileOf(sqlite3_file* file) {
+  if (file == nullptr) return nullptr;
+  return IsAttached(file) ? Outer(file) : Shim(file);
+}
+
+void* AllocateAttachedStorage(int real_size) {
+  const size_t bytes = ShimFile::RealOffset() + static_cast<size_t>(real_size);
+  const size_t words =
+      (bytes + sizeof(std::max_align_t) - 1) / sizeof(std::max_align_t);
+  return new (std::nothrow) std::max_align_t[words]();
+}
+
+void FreeAttachedStorage(void* storage) {
+  delete[] static_cast<std::max_align_t*>(storage);
+}
+
+const sqlite3_io_methods* AttachedIoMethods(int version) {
+  if (version < 1) version = 1;
+  if (version > 3) version = 3;
+  return &kAttachedMethods[version - 1];
+}
 
 const sqlite3_io_methods* ShimIoMethods(int version) {
   if (version < 1) version = 1;

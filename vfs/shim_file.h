@@ -1,5 +1,10 @@
 // The shim's sqlite3_file: SQLite sees `base`; the wrapped file of the base
 // VFS lives in the same allocation, right after this struct.
+//
+// A shim attached in place (quiesce_attach) cannot count on room in its
+// caller's allocation (the caller learnt szOsFile before the attach): the
+// caller's file is an AttachedFile that points to a ShimFile of its own
+// allocation, laid out as above.
 #ifndef QUIESCE_VFS_SHIM_FILE_H_
 #define QUIESCE_VFS_SHIM_FILE_H_
 
@@ -27,6 +32,10 @@ struct ShimFile {
   std::shared_ptr<Database> db;      // the database this file belongs to
   uint64_t handle_id = 0;
   bool own = false;                  // quiesce's own connection: never waits
+  // The wrapped file's descriptor, when the base VFS is SQLite's unix VFS
+  // (untracked.h tells the process's other descriptors apart by it); -1
+  // when it cannot be told.
+  int fd = -1;
 
   // When and on which thread this handle went from holding no lock to
   // holding one (for the same-thread rule and for drain errors).
@@ -65,6 +74,22 @@ struct ShimFile {
   }
 };
 
+// The caller's file of an attached shim: all it holds is the pointer to
+// the separate allocation (ShimFile and the real file after it).
+struct AttachedFile {
+  sqlite3_file base;   // must stay first: SQLite's view
+  ShimFile* shim;      // allocated by the attached xOpen, freed by xClose
+};
+
+// The ShimFile behind a file the shim opened, registered or attached.
+ShimFile* ShimFileOf(sqlite3_file* file);
+
+// Storage for an attached file's ShimFile and, after it, a real file of
+// real_size bytes, zeroed; null when out of memory. The attached xClose
+// frees it (FreeAttachedStorage), as does a failed open.
+void* AllocateAttachedStorage(int real_size);
+void FreeAttachedStorage(void* storage);
+
 // Set on a thread while it opens quiesce's own connection: the handles it
 // opens are marked `own`.
 void SetOpeningOwnConnection(bool opening);
@@ -73,6 +98,9 @@ bool OpeningOwnConnection();
 // Method tables of version 1, 2 and 3; a file gets the one that matches its
 // wrapped file's version.
 const sqlite3_io_methods* ShimIoMethods(int version);
+// The same for AttachedFile: each method follows the pointer and runs the
+// registered method on the ShimFile; xClose also frees the allocation.
+const sqlite3_io_methods* AttachedIoMethods(int version);
 
 }  // namespace quiesce
 

@@ -18,6 +18,7 @@
 
 #include "context.h"
 #include "shim_file.h"
+#include "untracked.h"
 
 namespace quiesce {
 namespace {
@@ -29,6 +30,12 @@ struct Shim {
   sqlite3_vfs* base;        // the wrapped VFS, captured before registering
   Context* context;
   std::string name;
+  // Attached in place: `live` is the host's own sqlite3_vfs, whose xOpen
+  // and xDelete now lead here; `original` is a copy of it as it was, and
+  // `base` points to that copy. Files are AttachedFile.
+  bool attached = false;
+  sqlite3_vfs* live = nullptr;
+  sqlite3_vfs original{};
 };
 
 std::array<std::atomic<Shim*>, kMaxShims> g_slots{};
@@ -77,11 +84,23 @@ void Attach(Shim* shim, ShimFile* f, const char* name, int flags) {
 
 int OpenTracked(Shim* shim, const char* name, sqlite3_file* file, int flags,
                 int* out_flags) {
-  ShimFile* f = new (file) ShimFile();
+  // Registered: the ShimFile is the caller's file, the real file after it.
+  // Attached: the caller's file only points to an allocation of ours.
+  void* storage = file;
+  if (shim->attached) {
+    storage = AllocateAttachedStorage(shim->base->szOsFile);
+    if (storage == nullptr) {
+      file->pMethods = nullptr;
+      return SQLITE_NOMEM;
+    }
+  }
+  ShimFile* f = new (storage) ShimFile();
   f->context = shim->context;
   sqlite3_file* real = f->real();
-  std::memset(static_cast<void*>(real), 0,
-              static_cast<size_t>(shim->base->szOsFile));
+  if (!shim->attached) {
+    std::memset(static_cast<void*>(real), 0,
+                static_cast<size_t>(shim->base->szOsFile));
+  }
   int rc = shim->base->xOpen(shim->base, name, real, flags, out_flags);
   if (rc == SQLITE_OK) {
     try {
@@ -97,10 +116,20 @@ int OpenTracked(Shim* shim, const char* name, sqlite3_file* file, int flags,
     // SQLite calls xClose only when pMethods is set: release what we made.
     if (real->pMethods) real->pMethods->xClose(real);
     f->~ShimFile();
+    if (shim->attached) FreeAttachedStorage(storage);
     file->pMethods = nullptr;
     return rc;
   }
-  file->pMethods = ShimIoMethods(real->pMethods->iVersion);
+  f->fd = UnixFileDescriptor(shim->base, real);
+  NoteFdOpened(f->fd, f->db ? f->db->file_id() : FileId{});
+  const int version = real->pMethods->iVersion;
+  if (shim->attached) {
+    f->base.pMethods = ShimIoMethods(version);
+    reinterpret_cast<AttachedFile*>(file)->shim = f;
+    file->pMethods = AttachedIoMethods(version);
+  } else {
+    file->pMethods = ShimIoMethods(version);
+  }
   return rc;
 }
 
@@ -302,6 +331,58 @@ int RegisterShim(Context* context, const std::string& base_name,
     *error = "sqlite3_vfs_register failed";
   }
   return rc;
+}
+
+int AttachShim(Context* context, const std::string& vfs_name,
+               bool* already, std::string* error) {
+  MutexLock lock(&g_register_mu);
+  *already = false;
+  sqlite3_vfs* live = context->api().vfs_find(vfs_name.c_str());
+  if (live == nullptr) {
+    *error = "VFS '" + vfs_name + "' is not registered";
+    return SQLITE_NOTFOUND;
+  }
+  // Ours already: attached before, or a registered shim of that name.
+  if (SlotOf(live) >= 0) {
+    *already = true;
+    return SQLITE_OK;
+  }
+  if (live->szOsFile < static_cast<int>(sizeof(AttachedFile)) ||
+      live->xOpen == nullptr || live->xDelete == nullptr) {
+    *error = "VFS '" + vfs_name + "' cannot be wrapped in place";
+    return SQLITE_ERROR;
+  }
+  int free_slot = -1;
+  for (int i = 0; i < kMaxShims && free_slot < 0; ++i) {
+    if (g_slots[static_cast<size_t>(i)].load() == nullptr) free_slot = i;
+  }
+  if (free_slot < 0) {
+    *error = "too many quiesce VFSes";
+    return SQLITE_FULL;
+  }
+  // Never freed: the host's VFS leads here for the process's life.
+  Shim* shim = new (std::nothrow) Shim();
+  if (shim == nullptr) return SQLITE_NOMEM;
+  shim->original = *live;
+  shim->base = &shim->original;
+  shim->context = context;
+  shim->name = vfs_name;
+  shim->attached = true;
+  shim->live = live;
+  // The slot's methods, of which the live VFS takes xOpen and xDelete; its
+  // other methods stay as they are (layers above copied them long ago).
+  sqlite3_vfs& methods = shim->vfs;
+  methods = *live;
+  methods.pNext = nullptr;
+  kFills[static_cast<size_t>(free_slot)](&methods, live);
+  g_slots[static_cast<size_t>(free_slot)].store(shim,
+                                                std::memory_order_release);
+  // Threads may be calling these very pointers: one atomic store each, the
+  // slot published before. xDelete first, so no file is opened through the
+  // shim before its journal deletes are seen.
+  __atomic_store_n(&live->xDelete, methods.xDelete, __ATOMIC_RELEASE);
+  __atomic_store_n(&live->xOpen, methods.xOpen, __ATOMIC_RELEASE);
+  return SQLITE_OK;
 }
 
 bool IsShim(const sqlite3_vfs* vfs) { return SlotOf(vfs) >= 0; }

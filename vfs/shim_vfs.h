@@ -15,6 +15,16 @@ int RegisterShim(Context* context, const std::string& base_name,
                  const std::string& vfs_name, bool make_default,
                  std::string* error);
 
+// Wraps the registered VFS vfs_name in place (quiesce_attach): its xOpen
+// and xDelete lead to the shim from now on, which calls a copy of the VFS
+// as it was; its identity, its szOsFile and its other methods stay, so
+// layers built over it before keep working and open through the shim.
+// Files opened before are not touched (untracked.h). *already is set when
+// vfs_name is ours already (attached before, or registered by
+// RegisterShim). Returns a SQLite result code; on failure *error says why.
+int AttachShim(Context* context, const std::string& vfs_name, bool* already,
+               std::string* error);
+
 // Whether vfs is one of our shims.
 bool IsShim(const sqlite3_vfs* vfs);
 

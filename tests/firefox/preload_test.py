@@ -109,6 +109,38 @@ class Shell(unittest.TestCase):
     def test_unix_excl_keeps_its_wal_index_in_memory(self):
         self.assertIn("no-shm", self.wal_through_unix_excl({}))
 
+    def test_late_mode_attaches_when_the_fifo_is_written(self):
+        """Nothing at initialization; the line on the FIFO attaches: files
+        opened after go through the shim, the one opened before does not
+        until it is reopened."""
+        fifo = os.path.join(self.dir.name, "attach")
+        other = os.path.join(self.dir.name, "other.db")
+        script = "\n".join([
+            "create table t(x);",
+            ".vfsname",
+            f".shell echo attach > '{fifo}'; "
+            f"for i in $(seq 200); do test -e '{fifo}.done' && break; "
+            "sleep 0.05; done; cat " + f"'{fifo}.done'",
+            ".vfsname",
+            f".open '{other}'",
+            "select 1;",
+            ".vfsname",
+            f".open '{self.db}'",
+            "select count(*) from t;",
+            ".vfsname",
+        ]) + "\n"
+        out = run(["sqlite3", self.db], input=script,
+                  env={"LD_PRELOAD": PRELOAD,
+                       "QUIESCE_PRELOAD_ATTACH_FIFO": fifo})
+        self.assertEqual(out.returncode, 0, out.stderr)
+        lines = out.stdout.split()
+        self.assertEqual(lines[0], "unix", out.stdout)
+        self.assertEqual(lines[1], "0", out.stdout)  # the attach's result
+        self.assertIn("unix-excl", lines[2])
+        self.assertEqual(lines[3], "unix", "opened before: not wrapped")
+        self.assertEqual(lines[4:], ["1", "quiesce/unix", "0", "quiesce/unix"])
+        self.assertFalse(os.path.exists(fifo), "the FIFO is removed")
+
     def test_android_switch_puts_unix_excl_over_unix(self):
         env = {"QUIESCE_PRELOAD_EXCL_OVER_UNIX": "1"}
         self.assertIn("shm", self.wal_through_unix_excl(env))

@@ -1,12 +1,17 @@
 #include "install.h"
 
+#include <fcntl.h>
 #include <pthread.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <thread>
 
 #include "config.h"
 #include "mutex.h"
@@ -18,6 +23,7 @@ namespace quiesce::preload {
 namespace {
 
 constexpr char kExclOverUnixVar[] = "QUIESCE_PRELOAD_EXCL_OVER_UNIX";
+constexpr char kAttachFifoVar[] = "QUIESCE_PRELOAD_ATTACH_FIFO";
 
 std::atomic<bool> g_installed{false};
 std::atomic<bool> g_atfork_registered{false};
@@ -72,12 +78,99 @@ bool AndroidPath() {
   return value != nullptr && std::strcmp(value, "1") == 0;
 }
 
+// --- late mode: quiesce_attach when a line arrives on a FIFO ----------------
+
+void WriteFile(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+                      0600);
+  if (fd < 0) return;
+  const ssize_t n = write(fd, text.data(), text.size());
+  close(fd);
+  if (n == static_cast<ssize_t>(text.size())) rename(tmp.c_str(), path.c_str());
+}
+
+// Attaches as a GeckoView app would, long after SQLite started: the host's
+// VFSes wrapped in place, configured by the environment table. Says what
+// happened in <fifo>.done ("0 unix,unix-excl,... socket" or "<rc> why").
+void AttachNow(const std::string& fifo) {
+  Config config;
+  std::string error;
+  if (!ConfigFromEnv(std::getenv, &config, &error)) {
+    Report(error + "; not attached");
+    WriteFile(fifo + ".done", "1 " + error + "\n");
+    return;
+  }
+  const std::string allow_uids = JoinUids(config.allow_uids);
+  quiesce_attach_report report{};
+  report.size = sizeof(report);
+  quiesce_attach_config c{};
+  c.size = sizeof(c);
+  c.resolve = HostSymbol;
+  c.socket_path = config.socket ? config.socket->c_str() : nullptr;
+  c.max_stall_ms = config.max_stall_ms;
+  c.lease_ms = config.lease_ms;
+  c.allow_uids = allow_uids.empty() ? nullptr : allow_uids.c_str();
+  c.writable = config.writable.c_str();
+  c.allow_ddl = config.allow_ddl ? 1 : 0;
+  c.report = &report;
+  const int rc = quiesce_attach(&c);
+  const std::string line =
+      std::to_string(rc) + " " +
+      (rc == 0 ? std::string(report.vfs_names) + " " + report.socket_path
+               : std::string(report.message));
+  if (rc != 0) Report("attach failed: " + line);
+  WriteFile(fifo + ".done", line + "\n");
+}
+
+// Waits on the FIFO on a thread of its own (blocked in open and read: no
+// polling, nothing to wake), attaches at the first line, then removes the
+// FIFO. A thread that never gets its line ends with the process.
+void StartAttachTrigger(const std::string& fifo) {
+  if (mkfifo(fifo.c_str(), 0600) != 0 && errno != EEXIST) {
+    Report("late mode: cannot make the FIFO " + fifo + ": " +
+           std::strerror(errno));
+    return;
+  }
+  std::thread([fifo] {
+    try {
+      int fd;
+      do {
+        fd = open(fifo.c_str(), O_RDONLY | O_CLOEXEC);
+      } while (fd < 0 && errno == EINTR);
+      if (fd < 0) return;
+      char c = 0;
+      ssize_t n;
+      do {
+        n = read(fd, &c, 1);
+      } while (n < 0 && errno == EINTR);
+      close(fd);
+      unlink(fifo.c_str());
+      AttachNow(fifo);
+    } catch (...) {  // std::bad_alloc: the host goes on without the shim
+    }
+  }).detach();
+}
+
+std::string LateModeFifo() {
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): read at install, as the rest
+  const char* value = std::getenv(kAttachFifoVar);
+  return value != nullptr ? value : "";
+}
+
 // Returns false when the host SQLite is not ready yet, to be tried again on
 // a later call; true once installed or decided against.
 bool Install() {
   const bool android_path = AndroidPath();
   if (!BaseVfsesRegistered(android_path)) return false;
   if (IsContentProcess()) return true;
+  if (const std::string fifo = LateModeFifo(); !fifo.empty()) {
+    if (android_path) {
+      Report(std::string(kExclOverUnixVar) + " has no effect in late mode");
+    }
+    StartAttachTrigger(fifo);
+    return true;  // registers nothing now
+  }
   Config config;
   std::string error;
   if (!ConfigFromEnv(std::getenv, &config, &error)) {

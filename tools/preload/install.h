@@ -8,6 +8,15 @@
 // always opens through unix-excl, then take Android's path (a shared-memory
 // wal-index in a -shm file, POSIX locks per lock byte).
 //
+// Late mode (QUIESCE_PRELOAD_ATTACH_FIFO=<path>): nothing is registered at
+// SQLite's initialization; the parent process makes a FIFO at <path> and a
+// thread waits on it. The first line written to it (`echo >path`) makes
+// that thread call quiesce_attach, as a GeckoView app would once Gecko runs
+// and pages are open: "unix", "unix-excl", "unix-none" and "unix-dotfile"
+// are wrapped in place and the control server starts. The FIFO is removed
+// and <path>.done says how it went: "0 <vfs names> <socket>", or the
+// result code and why. Files open before that moment stay untracked.
+//
 // Thread safety: may be called from any thread; one call installs, the
 // others wait for it (registration does no I/O beyond starting the control
 // server). Fork-safe: a fork waits for an installation in progress, so the

@@ -95,6 +95,15 @@ std::unique_ptr<LiveOrigin> LiveOrigin::Find(const std::string& socket_flag,
     }
   }
   if (found.empty()) {
+    // Open, but since before quiesce attached: say that, not "not open".
+    for (const json& u : reply.result.value("untracked", json::array())) {
+      const std::string path = u.value("path", "");
+      if (IsOriginCacheDatabase(path, origin, canonical_profile)) {
+        Fail(failure, kExitRefused,
+             path + ": " + u.value("reason", std::string("untracked")));
+        return nullptr;
+      }
+    }
     Fail(failure, kExitRefused,
          "the browser does not have " + origin.origin +
              " open; open a page of it first (looked for .../storage/"

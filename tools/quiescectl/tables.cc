@@ -68,10 +68,28 @@ std::string Names(const json& list) {
 
 }  // namespace
 
+// Databases the host opened before quiesce attached: named, never usable.
+void PrintUntracked(const json& result, FILE* out) {
+  const json untracked = Field<json>(result, "untracked", json::array());
+  if (untracked.empty()) return;
+  std::fprintf(out, "\nuntracked (%s):\n",
+               Field<std::string>(untracked[0], "reason", "?").c_str());
+  std::fprintf(out, "%-4s %-8s %-24s %s\n", "ID", "JOURNAL", "FILES",
+               "PATH");
+  for (const auto& u : untracked) {
+    std::fprintf(out, "%-4s %-8s %-24s %s\n",
+                 Field<bool>(u, "partly_tracked", false) ? "part" : "-",
+                 "untracked", Names(Field<json>(u, "files", json::array()))
+                                  .c_str(),
+                 Field<std::string>(u, "path", "?").c_str());
+  }
+}
+
 void PrintList(const json& result, FILE* out) {
   const json dbs = Field<json>(result, "databases", json::array());
   if (dbs.empty()) {
     std::fprintf(out, "no databases open through the shim\n");
+    PrintUntracked(result, out);
     return;
   }
   std::fprintf(out, "%-4s %-8s %-9s %10s %10s %7s %-23s %s\n", "ID",
@@ -89,6 +107,7 @@ void PrintList(const json& result, FILE* out) {
         Time(Field<int64_t>(db, "last_commit_us", 0)).c_str(),
         Field<std::string>(db, "path", "?").c_str());
   }
+  PrintUntracked(result, out);
 }
 
 void PrintStatus(const json& result, FILE* out) {

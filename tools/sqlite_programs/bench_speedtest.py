@@ -1,6 +1,10 @@
 #!/usr/bin/env python3
 """The shim's overhead on SQLite's speedtest1, shim vs. the bare base VFS.
 
+With --attached, a third variant: the shim attached in place
+(QUIESCE_PROGRAM_ATTACH=1: quiesce_attach wraps the live "unix"), beside
+the registered one.
+
 For each journal mode (WAL and rollback DELETE), in one run:
   - wall time: --reps runs of each variant, interleaved (bare, shim, bare,
     shim, ...) so that load on the shared machine hits both alike; the
@@ -26,12 +30,16 @@ import tempfile
 import time
 
 SHIM_ENV = {"QUIESCE_VFS_NAME": "unix", "QUIESCE_DEFAULT": "1"}
+ATTACH_ENV = {"QUIESCE_PROGRAM_ATTACH": "1"}
 MODES = ["wal", "delete"]
 
 
 def env_for(shim):
+    """shim: False (bare), True or "registered", or "attached"."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUIESCE_")}
-    if shim:
+    if shim == "attached":
+        env.update(ATTACH_ENV)
+    elif shim:
         env.update(SHIM_ENV)
     return env
 
@@ -95,7 +103,12 @@ def main():
                         help="speedtest1 --size under callgrind (0: skip)")
     parser.add_argument("--top", type=int, default=8,
                         help="shim functions to list by self cost")
+    parser.add_argument("--attached", action="store_true",
+                        help="also the shim attached in place "
+                             "(quiesce_attach), beside the registered one")
     args = parser.parse_args()
+    if args.attached:
+        return compare_attached(args)
     if args.callgrind_size and shutil.which("valgrind") is None:
         sys.exit("bench_speedtest: valgrind not found (or --callgrind-size 0)")
 
@@ -139,6 +152,46 @@ def main():
         print(f"\nShim functions by self Ir ({mode}, shim run):\n")
         for ir, name in functions:
             print(f"- {ir:,} Ir: `{name}`")
+
+
+def compare_attached(args):
+    """bare, registered and attached side by side, wall time and Ir."""
+    variants = [False, "registered", "attached"]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="speedtest1.") as tmp:
+        workdir = os.path.join(tmp, "db")
+        os.mkdir(workdir)
+        for mode in MODES:
+            times = {v: [] for v in variants}
+            for _ in range(args.reps):
+                for v in variants:
+                    times[v].append(
+                        run_wall(args.speedtest1, mode, args.size, workdir, v))
+            med = {v: statistics.median(times[v]) for v in variants}
+            ir = {}
+            if args.callgrind_size:
+                for v in variants:
+                    out = os.path.join(tmp, f"callgrind.{mode}.{v}")
+                    ir[v] = run_callgrind(args.speedtest1, mode,
+                                          args.callgrind_size, workdir, v, out)
+            row = [mode] + [f"{med[v]:.3f}" for v in variants]
+            if ir:
+                row += [f"{ir[v]:,}" for v in variants]
+                row += [f"{ir['registered'] / ir[False]:.4f}",
+                        f"{ir['attached'] / ir[False]:.4f}",
+                        f"{ir['attached'] / ir['registered']:.4f}"]
+            rows.append(row)
+            print(f"bench_speedtest: {mode} done", file=sys.stderr)
+    header = ["journal", "bare s", "registered s", "attached s"]
+    if args.callgrind_size:
+        header += ["bare Ir", "registered Ir", "attached Ir",
+                   "registered/bare", "attached/bare", "attached/registered"]
+    print(f"speedtest1 --nosync --size {args.size}, {args.reps} interleaved "
+          f"runs each (medians); callgrind at --size {args.callgrind_size}\n")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
 
 
 if __name__ == "__main__":

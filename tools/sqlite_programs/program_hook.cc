@@ -9,6 +9,9 @@
 // QUIESCE_DEFAULT is set, the program runs on the bare base VFS. The usual
 // setting is QUIESCE_VFS_NAME=unix QUIESCE_DEFAULT=1: the shim takes over
 // "unix" as the default VFS. mptest's child processes inherit it.
+// QUIESCE_PROGRAM_ATTACH=1 attaches instead (quiesce_attach(NULL): the
+// environment's configuration, "unix" and its siblings wrapped in place),
+// for comparing the attached shim with the registered one.
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -19,8 +22,13 @@
 
 namespace {
 
+bool AttachWanted() {
+  const char* v = std::getenv("QUIESCE_PROGRAM_ATTACH");
+  return v != nullptr && std::string(v) == "1";
+}
+
 bool Wanted() {
-  return std::getenv("QUIESCE_VFS_NAME") != nullptr ||
+  return AttachWanted() || std::getenv("QUIESCE_VFS_NAME") != nullptr ||
          std::getenv("QUIESCE_BASE_VFS") != nullptr ||
          std::getenv("QUIESCE_DEFAULT") != nullptr;
 }
@@ -67,7 +75,15 @@ void RegisterFromEnv() {
 extern "C" int quiesce_program_open_v2(const char* filename, sqlite3** db,
                                        int flags, const char* vfs) {
   static const bool registered = [] {
-    if (Wanted()) RegisterFromEnv();
+    if (AttachWanted()) {
+      if (const int rc = quiesce_attach(nullptr); rc != SQLITE_OK) {
+        std::fprintf(stderr, "quiesce: attach failed: %s\n",
+                     sqlite3_errstr(rc));
+        std::exit(1);
+      }
+    } else if (Wanted()) {
+      RegisterFromEnv();
+    }
     return true;
   }();
   static_cast<void>(registered);

@@ -7,8 +7,8 @@
 ** likes (Firefox ships its own as libmozsqlite3), and the shim reaches that
 ** SQLite only through symbols resolved at run time.
 **
-** Thread safety: quiesce_register and quiesce_shutdown may be called from
-** any thread, but not concurrently with each other.
+** Thread safety: quiesce_register, quiesce_attach and quiesce_shutdown may
+** be called from any thread, but not concurrently with each other.
 */
 #ifndef QUIESCE_QUIESCE_H
 #define QUIESCE_QUIESCE_H
@@ -67,6 +67,81 @@ typedef struct quiesce_config {
 ** SQLITE_OK. The first call that names a socket starts the control
 ** server. */
 int quiesce_register(const quiesce_config *config);
+
+/* What quiesce_attach did, filled by every call (the first and the no-op
+** calls after it). */
+typedef struct quiesce_attach_report {
+  /* sizeof(quiesce_attach_report), set by the caller. Required. */
+  size_t size;
+  /* The result code of the attach that took effect (0: SQLITE_OK). */
+  int result;
+  /* Non-zero: an earlier call had attached; this one did nothing. */
+  int already_attached;
+  /* How many VFSes are wrapped in place, and their names, comma-separated
+  ** (truncated to fit). */
+  int vfs_count;
+  char vfs_names[128];
+  /* The file that defines the SQLite found ("" when it cannot be told). */
+  char sqlite_library[512];
+  /* The control socket's path ("" when no server runs). */
+  char socket_path[256];
+  /* Why an attach failed, or what it skipped; "" when all went well. */
+  char message[512];
+} quiesce_attach_report;
+
+typedef struct quiesce_attach_config {
+  /* sizeof(quiesce_attach_config). Required. */
+  size_t size;
+  /* The VFSes to wrap in place, a NULL-terminated array of names; NULL
+  ** means every one of "unix", "unix-excl", "unix-none" and "unix-dotfile"
+  ** that is registered. Gecko builds its layers over "unix" (Android) and
+  ** "unix-excl" (desktop). */
+  const char *const *vfs_names;
+  /* A dlopen() handle of the library that defines the host's SQLite
+  ** (libmozsqlite3.so on Linux; libnss3.so in Android builds of Gecko,
+  ** which fold SQLite into NSS). NULL: the global symbol scope, then the
+  ** loaded libmozsqlite3.so, libnss3.so or libsqlite3.so. Ignored when
+  ** `resolve` is set. */
+  void *sqlite_library;
+  /* Symbol resolver for the host's SQLite; NULL: see sqlite_library. */
+  quiesce_resolver resolve;
+  void *resolve_arg;
+  /* As in quiesce_config. */
+  const char *socket_path;
+  unsigned max_stall_ms;
+  unsigned lease_ms;
+  const char *allow_uids;
+  const char *writable;
+  int allow_ddl;
+  /* Optional: filled in by the call. */
+  quiesce_attach_report *report;
+} quiesce_attach_config;
+
+/* Attaches the shim to a SQLite that is already initialized and in use,
+** with no rebuild of the host: finds that SQLite in the process (it links
+** none of its own), wraps the named VFSes IN PLACE (each keeps its
+** identity, its szOsFile and its other methods; its xOpen and xDelete lead
+** to the shim from now on, so layers built over it before the attach, like
+** Gecko's base-vfs and quotavfs, open every new file through the shim),
+** and starts the control server when a socket is named.
+**
+** Files opened before the attach are not tracked and cannot be made safe:
+** quiesce sees the process's descriptors on them, lists such databases as
+** untracked and refuses snapshot, hold and inject on them ("opened before
+** quiesce attached; it becomes available once the host reopens it") until
+** every connection the host opened before has closed. Attach before the
+** first page loads, or have the host reopen (reload) what it had open.
+**
+** NULL config: everything from the environment (QUIESCE_SOCKET and the
+** rest, as the loadable extension reads it), SQLite found in the global
+** symbol scope: one call from any host (a JVM, Python) attaches.
+**
+** Returns a SQLite result code (0 is SQLITE_OK). Idempotent: once an
+** attach succeeded, later calls do nothing and report it (a failed attach
+** may be tried again). Calling it in a process whose SQLite is not yet
+** initialized initializes it (Gecko configures SQLite before its own
+** initialization: attach only once Gecko runs). */
+int quiesce_attach(const quiesce_attach_config *config);
 
 /* Stops the control server (joining its thread and unlinking its socket).
 ** Registered VFSes stay registered: SQLite may still hold files open
