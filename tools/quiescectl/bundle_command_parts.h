@@ -27,7 +27,11 @@ struct BundleArgs {
   bool keep_credentials = false;      // pack --keep-credentials
   std::optional<std::string> rename;  // inject --rename NAME
   bool overwrite = false;             // inject --overwrite
+  bool force = false;                 // pack --force: replace -o FILE
 };
+
+// Refuses (exit 2) an output that exists unless `force`.
+bool OutputAllowed(const std::string& output, bool force, Failure* failure);
 
 int BundleLs(const BundleArgs& args);
 int BundlePack(const BundleArgs& args);

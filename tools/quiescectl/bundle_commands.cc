@@ -2,6 +2,7 @@
 // and `bundle ls`.
 #include "bundle_commands.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -25,11 +26,15 @@ const char kBundleHelp[] =
     "  bundle ls --origin URL [--profile DIR]\n"
     "      The origin's caches: namespace, name, entries, body bytes.\n"
     "  bundle pack --origin URL --cache NAME -o FILE [--keep-credentials]\n"
-    "      Packs one cache from a consistent snapshot, with its body files,\n"
-    "      into a verified ZIP. Cookie, Authorization, Proxy-Authorization\n"
-    "      and Set-Cookie headers are left out unless --keep-credentials.\n"
-    "      A body deleted by the page meanwhile makes it start again from a\n"
-    "      fresh snapshot (3 tries, then exit 5).\n"
+    "              [--force]\n"
+    "      Packs one cache into a verified ZIP: its rows and body files are\n"
+    "      taken at one quiescent point (the page's transactions wait a few\n"
+    "      ms while the bodies are pinned by hard links), then copied at\n"
+    "      leisure, so a page that keeps writing and deleting packs like an\n"
+    "      idle one. Cookie, Authorization, Proxy-Authorization and\n"
+    "      Set-Cookie headers are left out unless --keep-credentials. An\n"
+    "      existing FILE is kept (exit 2) unless --force. Needs write access\n"
+    "      (the point is a hold).\n"
     "  bundle inject FILE [--origin URL] [--rename NAME] [--overwrite]\n"
     "      Verifies the bundle, stages its bodies in the origin's morgue/,\n"
     "      then inserts every row in one injection at a quiescent point\n"
@@ -38,11 +43,13 @@ const char kBundleHelp[] =
     "      replaces a cache of the same name. Opaque responses are refused.\n"
     "      Needs write access (the browser's QUIESCE_WRITABLE).\n"
     "\n"
-    "URL is the origin or any URL of it; --profile DIR picks the profile\n"
+    "URL is the origin (http://127.0.0.1:8765) or any URL of it; a host:port\n"
+    "without a scheme means whichever of http and https the browser has\n"
+    "open. --profile DIR picks the profile\n"
     "when the host has the origin open in several. Exit codes: 4 when the\n"
     "browser does not have the origin open, the cache is unknown, the\n"
-    "bundle is refused or writing is not allowed; 5 when the page kept\n"
-    "deleting bodies or the host was busy.\n"
+    "bundle is refused or writing is not allowed; 5 when the host was busy;\n"
+    "3 when the host went away, whenever it happened.\n"
     "\n"
     "  quiescectl bundle ls --origin http://127.0.0.1:8080\n"
     "  quiescectl bundle pack --origin http://127.0.0.1:8080 --cache v1 "
@@ -95,6 +102,8 @@ bool Parse(const std::vector<std::string>& in, BundleArgs* out,
       out->rename = v;
     } else if (a == "--overwrite") {
       out->overwrite = true;
+    } else if (a == "--force") {
+      out->force = true;
     } else if (a.size() > 1 && a[0] == '-') {
       return Bad("unknown option " + a);
     } else if (out->subcommand.empty()) {
@@ -121,7 +130,7 @@ bool Parse(const std::vector<std::string>& in, BundleArgs* out,
                            : sub + " takes no operands");
   }
   if ((!is_pack && (!out->cache.empty() || !out->output.empty() ||
-                    out->keep_credentials)) ||
+                    out->keep_credentials || out->force)) ||
       (!is_inject && (out->rename || out->overwrite))) {
     return Bad("an option that " + sub + " does not take");
   }
@@ -130,6 +139,14 @@ bool Parse(const std::vector<std::string>& in, BundleArgs* out,
 }
 
 }  // namespace
+
+bool OutputAllowed(const std::string& output, bool force, Failure* failure) {
+  struct stat st;
+  if (force || lstat(output.c_str(), &st) != 0) return true;
+  failure->exit_code = kExitUsage;
+  failure->message = output + " exists: add --force to replace it";
+  return false;
+}
 
 int ReportFailure(const Failure& failure) {
   std::fprintf(stderr, "quiescectl: bundle: %s\n", failure.message.c_str());
@@ -188,11 +205,13 @@ std::string HumanBytes(int64_t bytes) {
 }
 
 int BundleLs(const BundleArgs& args) {
-  const auto origin = ParseOrigin(args.origin);
-  if (!origin) return Usage("--origin needs an http(s) origin or URL");
+  std::string error;
+  const auto candidates = OriginCandidates(args.origin, &error);
+  if (candidates.empty()) return Usage(error);
   Failure failure;
-  auto live = LiveOrigin::Find(args.socket, *origin, args.profile, &failure);
+  auto live = LiveOrigin::Find(args.socket, candidates, args.profile, &failure);
   if (!live) return ReportFailure(failure);
+  const GeckoOrigin* origin = &live->origin();
   auto image = live->Snapshot(SnapshotProgress(), &failure);
   if (!image) return ReportFailure(failure);
   auto schema = bundle::ReadSchema(image->db());

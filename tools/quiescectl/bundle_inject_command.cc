@@ -57,14 +57,19 @@ int BundleInject(const BundleArgs& args) {
   const bundle::Bundle& bndl = **opened;
   const std::string origin_text =
       args.origin.empty() ? bndl.meta().origin : args.origin;
-  const auto origin = ParseOrigin(origin_text);
-  if (!origin) {
-    return ReportFailure({args.origin.empty() ? kExitFailure : kExitUsage,
-                          "not an http(s) origin: \"" + origin_text + "\""});
+  std::string error;
+  const auto candidates = OriginCandidates(origin_text, &error);
+  if (candidates.empty()) {
+    return ReportFailure(
+        {args.origin.empty() ? kExitFailure : kExitUsage,
+         args.origin.empty() ? "the bundle's origin \"" + origin_text +
+                                   "\" is not an http(s) origin"
+                             : error});
   }
   Failure failure;
-  auto live = LiveOrigin::Find(args.socket, *origin, args.profile, &failure);
+  auto live = LiveOrigin::Find(args.socket, candidates, args.profile, &failure);
   if (!live) return ReportFailure(failure);
+  const GeckoOrigin* origin = &live->origin();
   auto image = live->Snapshot(SnapshotProgress(), &failure);
   if (!image) return ReportFailure(failure);
   auto target = bundle::ReadLiveDatabase(image->db());
