@@ -75,7 +75,12 @@ std::vector<GeckoOrigin> OriginCandidates(std::string_view arg,
   const std::string example =
       "an origin, like http://127.0.0.1:8765 (scheme, host, and the port "
       "unless it is the scheme's default), or any URL of it";
-  if (arg.find("://") == std::string_view::npos && !arg.empty()) {
+  // host:PORT without a scheme (a bare name is more likely a mistake, like
+  // a cache name given as the origin).
+  const size_t colon = arg.rfind(':');
+  if (arg.find("://") == std::string_view::npos && colon != std::string_view::npos &&
+      colon + 1 < arg.size() &&
+      arg.find_first_not_of("0123456789", colon + 1) == std::string_view::npos) {
     auto http = ParseOrigin("http://" + std::string(arg));
     auto https = ParseOrigin("https://" + std::string(arg));
     if (http && https && std::string(arg).find('/') == std::string::npos) {

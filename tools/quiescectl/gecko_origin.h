@@ -24,7 +24,7 @@ struct GeckoOrigin {
 std::optional<GeckoOrigin> ParseOrigin(std::string_view url);
 
 // What an --origin argument may name: an origin or URL (one candidate), or
-// a host and port without a scheme ("127.0.0.1:8765": http and https are
+// a host and a port without a scheme ("127.0.0.1:8765": http and https are
 // both candidates, and the one the browser has open is taken). Empty, with
 // *error saying what to write and giving an example, for anything else.
 std::vector<GeckoOrigin> OriginCandidates(std::string_view arg,

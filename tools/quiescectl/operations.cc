@@ -57,7 +57,8 @@ bool Request(Client& client, const std::string& op, const json& args,
       return Fail(failure, kExitBusy, op + ": no reply in time");
     }
     if (status != Client::Status::kOk) {
-      return Fail(failure, kExitFailure, op + ": " + error);
+      return Fail(failure, kExitUnreachable,
+                  op + ": the host went away: " + error);
     }
     if (m.is_event) {
       if (m.id == id && on_event) on_event(m);
@@ -258,6 +259,7 @@ bool HoldAround(Client& client, const json& db, long lease_ms,
   }
   // Wait for the command while listening for the lease's end.
   bool revoked = false;
+  bool gone = false;  // the host closed the connection
   std::string error;
   for (;;) {
     int status = 0;
@@ -275,6 +277,7 @@ bool HoldAround(Client& client, const json& db, long lease_ms,
       // would return at once, every time: wait for the command alone
       // instead of spinning until it ends.
       revoked = true;
+      gone = true;
       int status = 0;
       pid_t waited = -1;
       do {
@@ -285,6 +288,11 @@ bool HoldAround(Client& client, const json& db, long lease_ms,
     }
   }
   *result = reply.result;
+  if (gone) {
+    return Fail(failure, kExitUnreachable,
+                "the host went away while the command ran: what it copied "
+                "may be inconsistent");
+  }
   if (revoked) {
     return Fail(failure, kExitBusy,
                 "the lease ended before the command did: what it copied may "
