@@ -7,6 +7,7 @@
 #include "bundle_command_parts.h"
 #include "bundle_live.h"
 #include "bundle_point.h"
+#include "bundle_staging.h"
 #include "cache_bundle.h"
 #include "exit_codes.h"
 #include "gecko_origin.h"
@@ -45,6 +46,11 @@ int BundlePack(const BundleArgs& args) {
   // from morgue/ stays readable through its pin.
   auto point = PackPoint::Take(*live, &failure);
   if (!point) return ReportFailure(failure);
+  // An injection into this origin that died left staged bodies: the rows
+  // at the point (after the gate was the dead one's) say which to keep.
+  if (point->held() && NeedsRecovery(live->cache_dir())) {
+    RecoverStaging(live->cache_dir(), ReferencedBodies(point->image().db()));
+  }
   bundle::PackOptions options;
   options.keep_credential_headers = args.keep_credentials;
   std::optional<bundle::MissingBody> missing;

@@ -211,6 +211,9 @@ bool InjectFromFiles(Client& client, const json& db, const InjectFiles& in,
     args["attach"] = {{"name", in.attach->first}, {"fd", i}};
     args["params_from_attachment"] = in.params_from_attachment;
   }
+  if (in.hold) {
+    args["hold"] = *in.hold;
+  }
   if (fds.size() > static_cast<size_t>(control::kMaxRequestFds)) {
     return Fail(failure, kExitUsage,
                 "an injection carries at most " +
