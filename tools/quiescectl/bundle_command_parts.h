@@ -36,6 +36,7 @@ bool OutputAllowed(const std::string& output, bool force, Failure* failure);
 int BundleLs(const BundleArgs& args);
 int BundlePack(const BundleArgs& args);
 int BundleInject(const BundleArgs& args);
+int BundleRecover(const BundleArgs& args);
 
 // Prints "quiescectl: bundle: <message>" and returns its exit code.
 int ReportFailure(const Failure& failure);

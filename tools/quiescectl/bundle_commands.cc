@@ -16,7 +16,7 @@
 namespace quiesce::ctl {
 
 const char kBundleSynopsis[] =
-    "bundle ls|pack|inject ... (Gecko Cache API caches)";
+    "bundle ls|pack|inject|recover ... (Gecko Cache API caches)";
 
 const char kBundleHelp[] =
     "Gecko Cache API caches of a live Firefox or GeckoView that runs the\n"
@@ -42,6 +42,12 @@ const char kBundleHelp[] =
     "      --origin; --rename injects under another cache name; --overwrite\n"
     "      replaces a cache of the same name. Opaque responses are refused.\n"
     "      Needs write access (the browser's QUIESCE_WRITABLE).\n"
+    "  bundle recover --profile DIR\n"
+    "      With the browser stopped: removes the body files that an\n"
+    "      injection which died (browser or quiescectl killed) moved into an\n"
+    "      origin's morgue/ and no row references. Run it before starting\n"
+    "      the browser again after such a crash (docs/gecko.md explains why\n"
+    "      they matter); bundle inject and pack do the same live.\n"
     "\n"
     "URL is the origin (http://127.0.0.1:8765) or any URL of it; a host:port\n"
     "without a scheme means whichever of http and https the browser has\n"
@@ -113,11 +119,19 @@ bool Parse(const std::vector<std::string>& in, BundleArgs* out,
     }
   }
   const std::string& sub = out->subcommand;
-  if (sub != "ls" && sub != "pack" && sub != "inject") {
-    return Bad(sub.empty() ? "ls, pack or inject?"
+  if (sub != "ls" && sub != "pack" && sub != "inject" && sub != "recover") {
+    return Bad(sub.empty() ? "ls, pack, inject or recover?"
                              : "no subcommand '" + sub + "'");
   }
   const bool is_pack = sub == "pack", is_inject = sub == "inject";
+  if (sub == "recover") {
+    if (out->profile.empty() || !out->operands.empty() ||
+        !out->origin.empty() || !out->cache.empty() || !out->output.empty()) {
+      return Bad("recover takes --profile DIR and nothing else");
+    }
+    *exit_code = kExitOk;
+    return true;
+  }
   if (!is_inject && out->origin.empty()) {
     return Bad(sub + " needs --origin URL");
   }
@@ -265,6 +279,7 @@ int RunBundle(const std::string& socket, bool json,
   if (!Parse(in, &args, &code)) return code;
   if (args.subcommand == "ls") return BundleLs(args);
   if (args.subcommand == "pack") return BundlePack(args);
+  if (args.subcommand == "recover") return BundleRecover(args);
   return BundleInject(args);
 }
 

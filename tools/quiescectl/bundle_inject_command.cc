@@ -3,6 +3,8 @@
 // whose blobs travel in a staged database (inject's params_from_
 // attachment), so a page never sees a row whose body is missing.
 #include <chrono>
+#include <cstdlib>
+#include <thread>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -41,6 +43,22 @@ bool HostCall(control::Client& client, const std::string& op,
     return false;
   }
   return true;
+}
+
+// Test hook for the crash tests (tests/hostsim/inject_crash_test.cc):
+// QUIESCECTL_TEST_PAUSE=POINT:FILE makes inject create FILE when it reaches
+// POINT (staged, moved, committed) and wait there to be killed (at most a
+// minute, then it goes on).
+void TestPause(const char* point) {
+  const char* spec = std::getenv("QUIESCECTL_TEST_PAUSE");
+  if (spec == nullptr) return;
+  const std::string s = spec;
+  const size_t colon = s.find(':');
+  if (colon == std::string::npos || s.substr(0, colon) != point) return;
+  std::ofstream(s.substr(colon + 1)) << point << "\n";
+  for (int i = 0; i < 600; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
 }
 
 bool WriteText(const std::filesystem::path& path, const std::string& text) {
@@ -145,6 +163,7 @@ int BundleInject(const BundleArgs& args) {
   if (!WriteStagingManifest(staging, cache_dir, ids, &failure)) {
     return ReportFailure(failure);
   }
+  TestPause("staged");
   // 2. One quiescent point: the bodies move into morgue/, the rows go in.
   const auto hold_start = std::chrono::steady_clock::now();
   control::Message hold;
@@ -174,6 +193,7 @@ int BundleInject(const BundleArgs& args) {
       fs::remove(cache_dir / plan->bodies[i].morgue_path, ignored);
     }
   };
+  if (move_error.empty()) TestPause("moved");
   control::json result;
   bool injected = false;
   if (move_error.empty()) {
@@ -198,6 +218,7 @@ int BundleInject(const BundleArgs& args) {
         "stopped, removes the staged bodies no row references)";
     return ReportFailure(failure);
   }
+  if (injected) TestPause("committed");
   // The host answered: an injection that failed applied nothing, so its
   // bodies go, still inside the point.
   if (!injected) unmove();

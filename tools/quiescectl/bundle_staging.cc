@@ -6,10 +6,12 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <iterator>
 
+#include "bundle_command_parts.h"
 #include "bundle_point.h"
 #include "exit_codes.h"
 #include "gecko_names.h"
@@ -146,6 +148,100 @@ Recovery RecoverStaging(const fs::path& cache_dir,
     ++r.directories;
   }
   return r;
+}
+
+}  // namespace quiesce::ctl
+
+namespace quiesce::ctl {
+
+// quiescectl bundle recover --profile DIR: the browser is stopped; each
+// staging directory left by a dead injection names its cache directory;
+// its rows are read from caches.sqlite itself (exclusive locking: no -shm
+// file is made, and a running browser's lock makes it fail, not wait).
+int BundleRecover(const BundleArgs& args) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path profile = fs::canonical(args.profile, ec);
+  if (ec) {
+    return ReportFailure({kExitUsage, "--profile " + args.profile + ": " +
+                                          ec.message()});
+  }
+  const fs::path root = profile / "quiesce-staging";
+  std::set<std::string> cache_dirs;
+  for (fs::directory_iterator it(root, ec), end; !ec && it != end;
+       it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.rfind(kPrefix, 0) != 0 || !OwnerGone(name)) continue;
+    std::ifstream in(it->path() / kManifest);
+    const json m = in ? json::parse(std::string(
+                                        std::istreambuf_iterator<char>(in), {}),
+                                    nullptr, false)
+                      : json();
+    cache_dirs.insert(m.is_object() ? m.value("cache_dir", "") : "");
+  }
+  Recovery total;
+  for (const std::string& dir : cache_dirs) {
+    std::set<std::string> referenced;
+    if (!dir.empty()) {
+      // Only cache directories inside this profile.
+      const fs::path cache_dir = fs::weakly_canonical(dir, ec);
+      const std::string p = profile.string() + "/storage/";
+      if (ec || cache_dir.string().rfind(p, 0) != 0) continue;
+      sqlite3* db = nullptr;
+      const fs::path db_path = cache_dir / "caches.sqlite";
+      int rc = sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READWRITE,
+                               nullptr);
+      if (rc == SQLITE_OK) {
+        rc = sqlite3_exec(db,
+                          "PRAGMA locking_mode=EXCLUSIVE; BEGIN IMMEDIATE; "
+                          "SELECT count(*) FROM entries; ROLLBACK",
+                          nullptr, nullptr, nullptr);
+      }
+      if (rc != SQLITE_OK) {
+        const std::string why = db ? sqlite3_errmsg(db) : "out of memory";
+        sqlite3_close(db);
+        return ReportFailure(
+            {rc == SQLITE_BUSY ? kExitBusy : kExitFailure,
+             "cannot read " + db_path.string() + ": " + why +
+                 (rc == SQLITE_BUSY ? " (is the browser running? stop it, or "
+                                      "run bundle inject or pack against it)"
+                                    : "")});
+      }
+      referenced = ReferencedBodies(db);
+      sqlite3_close(db);
+      const Recovery r = RecoverStaging(cache_dir, referenced);
+      total.directories += r.directories;
+      total.bodies_removed += r.bodies_removed;
+      total.bodies_kept += r.bodies_kept;
+    } else {
+      // Directories without a manifest: nothing reached morgue/.
+      for (fs::directory_iterator it(root, ec), end; !ec && it != end;
+           it.increment(ec)) {
+        const std::string name = it->path().filename().string();
+        if (name.rfind(kPrefix, 0) != 0 || !OwnerGone(name) ||
+            fs::exists(it->path() / kManifest)) {
+          continue;
+        }
+        std::error_code ignored;
+        fs::remove_all(it->path(), ignored);
+        ++total.directories;
+      }
+    }
+  }
+  if (args.json) {
+    PrintJson({{"profile", profile.string()},
+               {"directories", total.directories},
+               {"bodies_removed", total.bodies_removed},
+               {"bodies_kept", total.bodies_kept}});
+  } else {
+    std::printf("%s: %d staging director%s of dead injections cleaned up, "
+                "%d unreferenced bodies removed from morgue/, %d kept (their "
+                "injection committed)\n",
+                profile.string().c_str(), total.directories,
+                total.directories == 1 ? "y" : "ies", total.bodies_removed,
+                total.bodies_kept);
+  }
+  return kExitOk;
 }
 
 }  // namespace quiesce::ctl
