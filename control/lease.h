@@ -7,6 +7,7 @@
 #ifndef QUIESCE_CONTROL_LEASE_H_
 #define QUIESCE_CONTROL_LEASE_H_
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 
@@ -22,9 +23,21 @@ class Lease {
   std::shared_ptr<Database> db;
   std::weak_ptr<Job> timer;  // the job that ends the lease on time
 
-  // The gate closed with this token. False (and the gate reopened at
-  // once) when the lease ended while the drain ran.
-  bool Begin(uint64_t gate_token) QUIESCE_EXCLUDES(mu_);
+  using Clock = std::chrono::steady_clock;
+
+  // The gate closed with this token, until `until`. False (and the gate
+  // reopened at once) when the lease ended while the drain ran.
+  bool Begin(uint64_t gate_token, Clock::time_point until)
+      QUIESCE_EXCLUDES(mu_);
+  // An injection run inside this lease's point ("inject" with "hold"):
+  // the gate's token and the point's end; false when the lease is not held
+  // (still draining, or ended). While acquired, a release, disconnect or
+  // time's up leaves the gate closed until Unacquire (the injection ends
+  // before `until` by itself), so the host never meets quiesce's write
+  // transaction.
+  bool Acquire(uint64_t* token, Clock::time_point* until)
+      QUIESCE_EXCLUDES(mu_);
+  void Unacquire() QUIESCE_EXCLUDES(mu_);
   // The client's release: true when the point was quiescent throughout.
   bool Release() QUIESCE_EXCLUDES(mu_);
   // Disconnect or time's up: true when this call ended it.
@@ -34,6 +47,9 @@ class Lease {
   Mutex mu_;
   bool ended_ QUIESCE_GUARDED_BY(mu_) = false;
   uint64_t token_ QUIESCE_GUARDED_BY(mu_) = 0;  // 0: still draining
+  Clock::time_point until_ QUIESCE_GUARDED_BY(mu_);
+  int users_ QUIESCE_GUARDED_BY(mu_) = 0;         // injections inside it
+  bool reopen_pending_ QUIESCE_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace quiesce::control

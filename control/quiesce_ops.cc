@@ -302,7 +302,7 @@ Outcome HoldOp(Call& call) {
                true);
       return;
     }
-    if (!lease->Begin(point.value().token)) {
+    if (!lease->Begin(point.value().token, start + milliseconds(lease_ms))) {
       job.Post(EncodeError(id, ErrorCode::kBusy,
                            "released before the point was reached"),
                true);
@@ -436,8 +436,23 @@ Outcome InjectOp(Call& call) {
     req->attach_name = (*a)["name"].get<std::string>();
     req->attach_fd = (*fds)[index].get();
   }
+  // "hold": the id of this session's hold on the same database; the
+  // injection then runs inside that point instead of reaching its own.
+  std::shared_ptr<Lease> held;
+  if (const auto h = args.find("hold"); h != args.end()) {
+    const auto lease = h->is_number_integer()
+                           ? call.session.leases.find(h->get<int64_t>())
+                           : call.session.leases.end();
+    if (lease == call.session.leases.end() || lease->second->db != db) {
+      return Outcome::Error(ErrorCode::kNotFound,
+                            "\"hold\" must name the id of this session's "
+                            "hold on the same database");
+    }
+    held = lease->second;
+  }
   const int64_t id = call.request.id;
-  return Defer(call, [db, req, fds, sql_fd, params, id, timeout_ms](Job& job) {
+  return Defer(call, [db, req, fds, sql_fd, params, id, timeout_ms,
+                      held](Job& job) {
     const auto read_by = Job::Clock::now() + std::chrono::seconds(30);
     size_t total = 0;
     auto fail = [&](const quiesce::Error& e) {
@@ -461,7 +476,23 @@ Outcome InjectOp(Call& call) {
       req->deadline = Job::Clock::now() + milliseconds(timeout_ms);
     }
     req->cancelled = job.cancel_flag();
+    if (held) {
+      Job::Clock::time_point until;
+      if (!held->Acquire(&req->held_token, &until)) {
+        job.Post(EncodeError(id, ErrorCode::kBusy,
+                             "the hold named by \"hold\" is not held (still "
+                             "draining, released or ended)"),
+                 true);
+        return;
+      }
+      // End, rolled back if need be, well before the point does: the
+      // gate lets host waiters through at `until` whatever happens.
+      const auto margin = std::max<Job::Clock::duration>(
+          milliseconds(20), (until - Job::Clock::now()) / 5);
+      if (until - margin < req->deadline) req->deadline = until - margin;
+    }
     auto r = Inject(*db, *req);
+    if (held) held->Unacquire();
     if (!r.ok()) return fail(r.error());
     const InjectResult& v = r.value();
     job.Post(EncodeOk(id, {{"db", db->id()},
@@ -478,14 +509,32 @@ Outcome InjectOp(Call& call) {
 
 }  // namespace
 
-bool Lease::Begin(uint64_t gate_token) {
+bool Lease::Begin(uint64_t gate_token, Clock::time_point until) {
   MutexLock lock(&mu_);
   if (ended_) {
     db->ReopenGate(gate_token);
     return false;
   }
   token_ = gate_token;
+  until_ = until;
   return true;
+}
+
+bool Lease::Acquire(uint64_t* token, Clock::time_point* until) {
+  MutexLock lock(&mu_);
+  if (ended_ || token_ == 0) return false;
+  ++users_;
+  *token = token_;
+  *until = until_;
+  return true;
+}
+
+void Lease::Unacquire() {
+  MutexLock lock(&mu_);
+  if (--users_ == 0 && reopen_pending_) {
+    reopen_pending_ = false;
+    db->ReopenGate(token_);
+  }
 }
 
 bool Lease::Release() {
@@ -494,7 +543,12 @@ bool Lease::Release() {
     MutexLock lock(&mu_);
     if (ended_) return false;
     ended_ = true;
-    intact = token_ != 0 && db->ReopenGate(token_);
+    if (users_ > 0) {
+      reopen_pending_ = true;  // the injection inside reopens at its end
+      intact = Clock::now() < until_;
+    } else {
+      intact = token_ != 0 && db->ReopenGate(token_);
+    }
   }
   if (auto job = timer.lock()) job->Cancel();
   return intact;
@@ -505,7 +559,11 @@ bool Lease::End() {
     MutexLock lock(&mu_);
     if (ended_) return false;
     ended_ = true;
-    if (token_ != 0) db->ReopenGate(token_);
+    if (users_ > 0) {
+      reopen_pending_ = true;
+    } else if (token_ != 0) {
+      db->ReopenGate(token_);
+    }
   }
   if (auto job = timer.lock()) job->Cancel();
   return true;
@@ -527,8 +585,9 @@ const std::vector<Operation>& QuiesceOperations() {
       {"inject",
        "runs \"sql\" (or the script at descriptor \"sql_fd\") on \"db\" in "
        "one transaction at a quiescent point; \"params\" binds blobs from "
-       "descriptors, \"attach\" a staged database; \"dry_run\", "
-       "\"readers_may_proceed\", \"timeout_ms\"",
+       "descriptors, \"attach\" a staged database; \"hold\": inside this "
+       "session's hold of that id; \"dry_run\", \"readers_may_proceed\", "
+       "\"timeout_ms\"",
        kMaxRequestFds, InjectOp},
   };
   return ops;

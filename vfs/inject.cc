@@ -326,8 +326,11 @@ Result<InjectResult> InjectPrepared(Database& db, OwnConnection& own,
   const Clock::time_point start = Clock::now();
   until = start + db.lease_cap();
   if (req.deadline < until) until = req.deadline;
-  auto token = db.CloseGate(Drain::kInject, req.readers_may_proceed, until,
-                            until);
+  Result<uint64_t> token =
+      req.held_token != 0
+          ? Result<uint64_t>(req.held_token)
+          : db.CloseGate(Drain::kInject, req.readers_may_proceed, until,
+                         until);
   if (!token.ok()) return token.error();
   InjectResult result;
   result.drain_us = Micros(Clock::now() - start);
@@ -377,7 +380,8 @@ Result<InjectResult> InjectPrepared(Database& db, OwnConnection& own,
   }
   api.progress_handler(own.handle(), 0, nullptr, nullptr);
   api.set_authorizer(own.handle(), nullptr, nullptr);
-  const bool intact = db.ReopenGate(token.value());
+  const bool intact = req.held_token != 0 ? Clock::now() < until
+                                          : db.ReopenGate(token.value());
   result.gate_closed_us = Micros(Clock::now() - start);
   if (!outcome.ok()) return outcome.error();
   if (!intact && result.committed) {
@@ -388,7 +392,8 @@ Result<InjectResult> InjectPrepared(Database& db, OwnConnection& own,
                             db.path().c_str());
   }
   // The own connection never auto-checkpoints: do it now, passively.
-  if (result.committed && db.Info().journal_mode == JournalMode::kWal) {
+  if (result.committed && req.held_token == 0 &&
+      db.Info().journal_mode == JournalMode::kWal) {
     own.Exec("PRAGMA wal_checkpoint(PASSIVE)");
   }
   const DatabaseInfo after = db.Info();

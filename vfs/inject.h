@@ -44,6 +44,12 @@ struct InjectRequest {
   bool readers_may_proceed = false;  // see DESIGN.md: a documented risk
   bool dry_run = false;              // run, report, roll back
   bool allow_ddl = false;
+  // Nonzero: run inside a quiescent point the caller already holds (a
+  // control session's hold, whose gate closed with this token, at the hold
+  // drain level, which drains everything the injection's would). The gate
+  // is then neither closed nor reopened here, and no checkpoint follows;
+  // the caller sets `deadline` before the point's end.
+  uint64_t held_token = 0;
   // Set by someone else to stop the injection (it rolls back).
   const std::atomic<bool>* cancelled = nullptr;
   // The client's own limit; the lease cap applies whatever it says.

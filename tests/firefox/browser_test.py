@@ -32,6 +32,8 @@ Exit status 0 when every check passed, 1 otherwise. Python stdlib only.
 import argparse
 import os
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -147,26 +149,39 @@ def step_bundle_ls(run):
 
 
 def step_bundle_pack(run):
-    """Packs the cache while the page keeps writing to it."""
+    """Packs the cache three times while the page keeps writing to it: each
+    pack takes its rows and bodies at one quiescent point (a hold), so each
+    must succeed at once; the last one is the bundle the reader gets."""
     if not bundle_steps_can_run(run):
         return
-    path = os.path.join(run.workdir, "bundle.zip")
-    code, out, err = bundle_cli.run_json(
-        run.quiescectl, run.socket_path,
-        ["bundle", "pack", "--origin", run.origin, "--cache", CACHE_NAME,
-         "-o", path])
-    run.check(code == 0, f"quiescectl bundle pack while the page writes "
-                         f"(exit {code}{': ' + err if err else ''})")
-    if code != 0:
-        return
-    meta = bundle_cli.bundle_meta(path)
-    print(f"        packed {out['entries']} entries as of generation "
-          f"{out['generation']} ({out['snapshots']} snapshot(s)), "
-          f"schema {out['schema_version']}")
-    run.check(out["entries"] >= 10 and meta["number_of_entries"] == out["entries"]
-              and meta["name"] == CACHE_NAME and meta["origin"] == run.origin,
-              f"the bundle holds {meta['number_of_entries']} entries of "
-              f"{meta['name']} from {meta['origin']}")
+    for i in range(3):
+        path = os.path.join(run.workdir, f"bundle{i}.zip")
+        code, out, err = bundle_cli.run_json(
+            run.quiescectl, run.socket_path,
+            ["bundle", "pack", "--origin", run.origin, "--cache", CACHE_NAME,
+             "-o", path])
+        run.check(code == 0, f"quiescectl bundle pack {i + 1} of 3 while the "
+                             f"page writes (exit {code}"
+                             f"{': ' + err if err else ''})")
+        if code != 0:
+            return
+        meta = bundle_cli.bundle_meta(path)
+        point = out.get("point", {})
+        print(f"        packed {out['entries']} entries as of generation "
+              f"{out['generation']}; page held back at most "
+              f"{point.get('held_ms', 0):.1f} ms (snapshot "
+              f"{point.get('snapshot_ms', 0):.1f} ms, "
+              f"{point.get('bodies_pinned', 0)} bodies pinned in "
+              f"{point.get('pin_ms', 0):.1f} ms), schema "
+              f"{out['schema_version']}")
+        run.check(out["entries"] >= 10
+                  and meta["number_of_entries"] == out["entries"]
+                  and meta["name"] == CACHE_NAME
+                  and meta["origin"] == run.origin
+                  and point.get("held") is True,
+                  f"bundle {i + 1} holds {meta['number_of_entries']} entries "
+                  f"of {meta['name']} from {meta['origin']}, taken at one "
+                  f"held point")
     run.bundle = {"path": path, "entries": out["entries"]}
 
 
@@ -257,8 +272,10 @@ def quit_browser(run):
 
 
 def run_writer(args, workdir, server, closed):
+    # Writable: pack takes a hold (its rows and bodies at one point).
     run = start_browser(args, workdir, "profile", server, closed,
-                        f"writer.html?cache={CACHE_NAME}", {})
+                        f"writer.html?cache={CACHE_NAME}",
+                        {"QUIESCE_WRITABLE": "1"})
     try:
         done = drive(run)
         if done is not None:
@@ -338,6 +355,83 @@ def run_reader(args, workdir, server, closed, bundle):
         run.browser.kill()
 
 
+CRASH_NAME = "quiesce-crashed"
+
+
+def run_crash(args, workdir, server, closed, bundle, point="moved"):
+    """A third profile: its page reads while `bundle inject` runs; the
+    browser is killed (kill -9 of the parent) when inject has moved the
+    bodies into morgue/ but not yet committed; `bundle recover` runs with
+    the browser down; then a new session's page must use the Cache API and
+    IndexedDB at once and see none of the bundle (issue #14: that session
+    was broken, NS_ERROR_FILE_NO_DEVICE_SPACE and an IndexedDB open that
+    never finished)."""
+    server.reports.reset()
+    server.reports.set_reply(expect=bundle["entries"])
+    run = start_browser(args, workdir, "profile-c", server, closed,
+                        f"reader.html?cache={CRASH_NAME}",
+                        {"QUIESCE_WRITABLE": "1"})
+    try:
+        reading = server.reports.wait_for(
+            lambda r: r["phase"] == "done" or r["reads"] >= 10,
+            args.start_timeout)
+        run.check(reading is not None and reading["phase"] == "reading",
+                  "the third profile's page reads its caches")
+        if reading is None or reading["phase"] != "reading":
+            return run
+        pause = os.path.join(workdir, f"paused-{point}")
+        env = dict(os.environ, QUIESCECTL_TEST_PAUSE=f"{point}:{pause}")
+        inject = subprocess.Popen(
+            [run.quiescectl, "--socket", run.socket_path, "--json", "bundle",
+             "inject", bundle["path"], "--rename", CRASH_NAME],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while not os.path.exists(pause) and time.monotonic() < deadline \
+                and inject.poll() is None:
+            time.sleep(0.05)
+        reached = os.path.exists(pause)
+        run.check(reached, f"bundle inject reached the point '{point}'")
+        os.kill(run.browser.pid, signal.SIGKILL)  # the crash
+        run.browser.kill()  # and what the parent left
+        inject.kill()
+        inject.wait(timeout=30)
+        if not reached:
+            return run
+        code, out, err = bundle_cli.run_json(
+            run.quiescectl, run.socket_path,
+            ["bundle", "recover", "--profile", run.profile])
+        run.check(code == 0 and out["bodies_removed"] > 0,
+                  f"bundle recover with the browser down removed the staged "
+                  f"bodies (exit {code}, {out or err})")
+        # The next session, on the same profile.
+        server.reports.reset()
+        env = {"QUIESCE_WRITABLE": "1"}
+        if not args.without_preload:
+            env["LD_PRELOAD"] = os.path.realpath(args.preload)
+            env["QUIESCE_SOCKET"] = run.socket_path
+        if args.mode == "android":
+            env["QUIESCE_PRELOAD_EXCL_OVER_UNIX"] = "1"
+        url = server.url(f"after_crash.html?cache={CRASH_NAME}")
+        print(f"        {args.mode}: after the crash: {url}", flush=True)
+        run.browser = Browser(args.firefox, run.profile, url, env,
+                              os.path.join(workdir, "profile-c-2.log"))
+        done = server.reports.wait_for(lambda r: r["phase"] == "done", 90)
+        run.check(done is not None, "the page after the crash reported")
+        if done is not None:
+            run.check(not done["errors"] and done["own"] and done["idb"],
+                      f"after the crash the page used the Cache API and "
+                      f"IndexedDB at once without error (cache "
+                      f"{done['own']}, indexedDB {done['idb']}, errors "
+                      f"{done['errors'][:3]})")
+            run.check(done["keys"] == 0,
+                      f"none of the uncommitted bundle is there (keys "
+                      f"{done['keys']})")
+        quit_browser(run)
+        return run
+    finally:
+        run.browser.kill()
+
+
 def run_all(args, workdir):
     """The writing profile, then (when a bundle was packed) the reading
     one, on the same origin; returns their Runs."""
@@ -348,6 +442,9 @@ def run_all(args, workdir):
         if runs[0].bundle is not None:
             runs.append(run_reader(args, workdir, server, closed,
                                    runs[0].bundle))
+            if args.mode == "desktop" and not args.without_preload:
+                runs.append(run_crash(args, workdir, server, closed,
+                                      runs[0].bundle))
         return runs
     finally:
         server.close()

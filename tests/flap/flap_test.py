@@ -432,11 +432,17 @@ class Live(unittest.TestCase):
                 bytes(bodies[f"{e['index']}.response_body"]))
                 for e in summary["entries"]}
         self.assertEqual(by_url(s, bodies), by_url(s2, bodies2))
-        # An existing output is not overwritten.
-        self.q("bundle", "pack", "--format", "flap", "--origin", ORIGIN,
-               "--cache", "copy", "-o", again, "--key",
-               os.path.join(self.ca, "device_key.pem"), "--chain",
-               os.path.join(self.ca, "chain.pem"), check=1)
+        # An existing output is not overwritten (exit 2, as for every
+        # quiescectl output), unless --force.
+        pack_again = ("bundle", "pack", "--format", "flap", "--origin",
+                      ORIGIN, "--cache", "copy", "-o", again, "--key",
+                      os.path.join(self.ca, "device_key.pem"), "--chain",
+                      os.path.join(self.ca, "chain.pem"))
+        before = os.stat(again).st_mtime_ns
+        self.q(*pack_again, check=2)
+        self.assertEqual(os.stat(again).st_mtime_ns, before)
+        self.q(*pack_again, "--force", check=0)
+        flaptool.verify(again, open(os.path.join(self.ca, "root.pem"), "rb").read())
 
 
 if __name__ == "__main__":

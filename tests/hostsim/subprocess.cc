@@ -100,6 +100,13 @@ int Background::Wait(std::chrono::milliseconds limit) {
   return code;
 }
 
+void Background::Kill() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGKILL);
+  Reap(pid_, Clock::now());
+  pid_ = -1;
+}
+
 std::string ProgramFromEnv(const char* name) {
   const char* value = std::getenv(name);
   return value ? value : "";

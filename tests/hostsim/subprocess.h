@@ -39,6 +39,9 @@ class Background {
   // Waits (at most `limit`) for the child to end; its exit status, or
   // kKilled.
   int Wait(std::chrono::milliseconds limit);
+  // kill -9, and reaps it.
+  void Kill();
+  pid_t pid() const { return pid_; }
 
  private:
   pid_t pid_ = -1;

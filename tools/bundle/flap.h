@@ -120,6 +120,7 @@ struct FlapPackOptions {
   std::optional<int64_t> user_version;
   std::string device_key_pem;  // PKCS#8 or SEC1 EC P-256 private key
   std::string chain_pem;       // device, deployment, root certificates
+  bool replace_existing = false;  // --force: an existing `out` is replaced
   std::function<bool(const MissingBody&)> on_missing_body;
 };
 

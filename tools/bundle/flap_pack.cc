@@ -344,10 +344,10 @@ absl::StatusOr<FlapPackResult> PackFlap(sqlite3* image,
         "needs the registration from serviceworker.txt)");
   }
   std::error_code ec;
-  if (std::filesystem::exists(out, ec)) {
+  if (!options.replace_existing && std::filesystem::exists(out, ec)) {
     return absl::AlreadyExistsError(
-        absl::StrCat(out.string(), " exists: remove it or choose another "
-                                   "name"));
+        absl::StrCat(out.string(), " exists: pass --force to replace it, or "
+                                   "choose another name"));
   }
   BIO* bio = BIO_new_mem_buf(options.device_key_pem.data(),
                              static_cast<int>(options.device_key_pem.size()));

@@ -36,7 +36,11 @@ struct BundleArgs {
   std::string chain;           // pack --chain CHAIN.pem
   std::optional<int64_t> flap_version;  // pack --version N (.flap)
   std::string shown_file;      // inject: the .flap a converted FILE came from
+  bool force = false;                 // pack --force: replace -o FILE
 };
+
+// Refuses (exit 2) an output that exists unless `force`.
+bool OutputAllowed(const std::string& output, bool force, Failure* failure);
 
 int BundleLs(const BundleArgs& args);
 int BundlePack(const BundleArgs& args);
@@ -46,6 +50,7 @@ int BundleVerify(const BundleArgs& args);
 int BundleInjectFlap(const BundleArgs& args);
 // pack --format flap.
 int BundlePackFlap(const BundleArgs& args);
+int BundleRecover(const BundleArgs& args);
 
 // Prints "quiescectl: bundle: <message>" and returns its exit code.
 int ReportFailure(const Failure& failure);

@@ -2,6 +2,7 @@
 // and `bundle ls`.
 #include "bundle_commands.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -15,7 +16,7 @@
 namespace quiesce::ctl {
 
 const char kBundleSynopsis[] =
-    "bundle ls|pack|inject|verify ... (Gecko Cache API caches, .flap)";
+    "bundle ls|pack|inject|verify|recover ... (Gecko Cache API caches, .flap)";
 
 const char kBundleHelp[] =
     "Gecko Cache API caches of a live Firefox or GeckoView that runs the\n"
@@ -25,15 +26,23 @@ const char kBundleHelp[] =
     "  bundle ls --origin URL [--profile DIR]\n"
     "      The origin's caches: namespace, name, entries, body bytes.\n"
     "  bundle pack --origin URL --cache NAME -o FILE [--keep-credentials]\n"
-    "      Packs one cache from a consistent snapshot, with its body files,\n"
-    "      into a verified ZIP. Cookie, Authorization, Proxy-Authorization\n"
-    "      and Set-Cookie headers are left out unless --keep-credentials.\n"
-    "      A body deleted by the page meanwhile makes it start again from a\n"
-    "      fresh snapshot (3 tries, then exit 5).\n"
+    "              [--force]\n"
+    "      Packs one cache into a verified ZIP: its rows and body files are\n"
+    "      taken at one quiescent point (a hold: the page's transactions\n"
+    "      wait while the rows are snapshotted and the bodies pinned by hard\n"
+    "      links), then copied at leisure, so a page that keeps writing and\n"
+    "      deleting packs like an idle one. Without write access (no hold)\n"
+    "      it pins right after a snapshot and retries (3 snapshots, then\n"
+    "      exit 5). Cookie, Authorization, Proxy-Authorization and\n"
+    "      Set-Cookie headers are left out unless --keep-credentials. An\n"
+    "      existing FILE is kept (exit 2) unless --force.\n"
     "  bundle inject FILE [--origin URL] [--rename NAME] [--overwrite]\n"
-    "      Verifies the bundle, stages its bodies in the origin's morgue/,\n"
-    "      then inserts every row in one injection at a quiescent point\n"
-    "      (the page's writes wait, never fail). The bundle's origin unless\n"
+    "      Verifies the bundle, stages its bodies beside the profile's\n"
+    "      storage (quiesce-staging/), then in ONE quiescent point moves them\n"
+    "      into the origin's morgue/ and inserts every row (the page's\n"
+    "      writes wait, never fail). A crash in between leaves nothing Gecko\n"
+    "      trips over once `bundle recover` or the next bundle command has\n"
+    "      run (docs/bundles.md, Crashes). The bundle's origin unless\n"
     "      --origin; --rename injects under another cache name; --overwrite\n"
     "      replaces a cache of the same name. Opaque responses are refused.\n"
     "      Needs write access (the browser's QUIESCE_WRITABLE).\n"
@@ -50,12 +59,21 @@ const char kBundleHelp[] =
     "  bundle pack --format flap --key DEVICE_KEY.pem --chain CHAIN.pem\n"
     "      [--version N] --origin URL --cache NAME -o FILE\n"
     "      A signed .flap that Appelflap reads (its schema 28; what that\n"
-    "      lacks is listed); Appelflap's header filter.\n"    "\n"
-    "URL is the origin or any URL of it; --profile DIR picks the profile\n"
-    "when the host has the origin open in several. Exit codes: 4 when the\n"
+    "      lacks is listed); Appelflap's header filter.\n"
+    "  bundle recover --profile DIR\n"
+    "      With the browser stopped: removes the body files that an\n"
+    "      injection which died (browser or quiescectl killed) moved into an\n"
+    "      origin's morgue/ and no row references. Run it before starting\n"
+    "      the browser again after such a crash (docs/gecko.md explains why\n"
+    "      they matter); bundle inject and pack do the same live.\n"
+    "\n"
+    "URL is the origin (http://127.0.0.1:8765) or any URL of it; a host:port\n"
+    "without a scheme means whichever of http and https the browser has\n"
+    "open. --profile DIR picks the profile when the host has the origin\n"
+    "open in several. Exit codes: 4 when the\n"
     "browser does not have the origin open, the cache is unknown, the\n"
-    "bundle is refused or writing is not allowed; 5 when the page kept\n"
-    "deleting bodies or the host was busy.\n"
+    "bundle is refused or writing is not allowed; 5 when the host was busy;\n"
+    "3 when the host went away, whenever it happened.\n"
     "\n"
     "  quiescectl bundle ls --origin http://127.0.0.1:8080\n"
     "  quiescectl bundle pack --origin http://127.0.0.1:8080 --cache v1 "
@@ -132,6 +150,8 @@ bool Parse(const std::vector<std::string>& in, BundleArgs* out,
         return Bad("--version needs a number");
       }
       out->flap_version = std::stoll(v);
+    } else if (a == "--force") {
+      out->force = true;
     } else if (a.size() > 1 && a[0] == '-') {
       return Bad("unknown option " + a);
     } else if (out->subcommand.empty()) {
@@ -157,8 +177,8 @@ bool Parse(const std::vector<std::string>& in, BundleArgs* out,
     *exit_code = kExitOk;
     return true;
   }
-  if (sub != "ls" && sub != "pack" && sub != "inject") {
-    return Bad(sub.empty() ? "ls, pack, inject or verify?"
+  if (sub != "ls" && sub != "pack" && sub != "inject" && sub != "recover") {
+    return Bad(sub.empty() ? "ls, pack, inject, verify or recover?"
                              : "no subcommand '" + sub + "'");
   }
   if (sub == "pack" && out->format == "flap" &&
@@ -176,6 +196,14 @@ bool Parse(const std::vector<std::string>& in, BundleArgs* out,
                "verify");
   }
   const bool is_pack = sub == "pack", is_inject = sub == "inject";
+  if (sub == "recover") {
+    if (out->profile.empty() || !out->operands.empty() ||
+        !out->origin.empty() || !out->cache.empty() || !out->output.empty()) {
+      return Bad("recover takes --profile DIR and nothing else");
+    }
+    *exit_code = kExitOk;
+    return true;
+  }
   if (!is_inject && out->origin.empty()) {
     return Bad(sub + " needs --origin URL");
   }
@@ -188,7 +216,7 @@ bool Parse(const std::vector<std::string>& in, BundleArgs* out,
                            : sub + " takes no operands");
   }
   if ((!is_pack && (!out->cache.empty() || !out->output.empty() ||
-                    out->keep_credentials)) ||
+                    out->keep_credentials || out->force)) ||
       (!is_inject && (out->rename || out->overwrite))) {
     return Bad("an option that " + sub + " does not take");
   }
@@ -197,6 +225,14 @@ bool Parse(const std::vector<std::string>& in, BundleArgs* out,
 }
 
 }  // namespace
+
+bool OutputAllowed(const std::string& output, bool force, Failure* failure) {
+  struct stat st;
+  if (force || lstat(output.c_str(), &st) != 0) return true;
+  failure->exit_code = kExitUsage;
+  failure->message = output + " exists: add --force to replace it";
+  return false;
+}
 
 int ReportFailure(const Failure& failure) {
   std::fprintf(stderr, "quiescectl: bundle: %s\n", failure.message.c_str());
@@ -255,11 +291,13 @@ std::string HumanBytes(int64_t bytes) {
 }
 
 int BundleLs(const BundleArgs& args) {
-  const auto origin = ParseOrigin(args.origin);
-  if (!origin) return Usage("--origin needs an http(s) origin or URL");
+  std::string error;
+  const auto candidates = OriginCandidates(args.origin, &error);
+  if (candidates.empty()) return Usage(error);
   Failure failure;
-  auto live = LiveOrigin::Find(args.socket, *origin, args.profile, &failure);
+  auto live = LiveOrigin::Find(args.socket, candidates, args.profile, &failure);
   if (!live) return ReportFailure(failure);
+  const GeckoOrigin* origin = &live->origin();
   auto image = live->Snapshot(SnapshotProgress(), &failure);
   if (!image) return ReportFailure(failure);
   auto schema = bundle::ReadSchema(image->db());
@@ -316,6 +354,7 @@ int RunBundle(const std::string& socket, bool json,
   if (args.subcommand == "pack") {
     return args.format == "flap" ? BundlePackFlap(args) : BundlePack(args);
   }
+  if (args.subcommand == "recover") return BundleRecover(args);
   return BundleInject(args);
 }
 

@@ -251,7 +251,11 @@ int BundlePackFlap(const BundleArgs& args) {
     return ReportFailure(
         {kExitUsage, "--origin needs an http(s) origin or URL"});
   }
+  if (Failure f; !OutputAllowed(args.output, args.force, &f)) {
+    return ReportFailure(f);
+  }
   bundle::flap::FlapPackOptions options;
+  options.replace_existing = args.force;
   if (!ReadText(args.key, &options.device_key_pem)) {
     return ReportFailure({kExitFailure, "cannot read --key " + args.key});
   }

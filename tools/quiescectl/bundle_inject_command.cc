@@ -2,7 +2,11 @@
 // are staged in morgue/ first, then every row goes in with one injection
 // whose blobs travel in a staged database (inject's params_from_
 // attachment), so a page never sees a row whose body is missing.
+#include <chrono>
+#include <cstdlib>
+#include <thread>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <set>
 
@@ -13,27 +17,49 @@
 #include "flap.h"
 #include "gecko_origin.h"
 #include "staged_params.h"
+#include "bundle_point.h"
+#include "bundle_staging.h"
 
 namespace quiesce::ctl {
 namespace {
 
-// After a failed injection: whether the live database now references none
-// of the staged bodies, i.e. the transaction surely did not commit. False
-// when that cannot be seen (the host is gone): then the bodies must stay.
-bool SurelyNotCommitted(LiveOrigin& live, const bundle::InjectionPlan& plan) {
-  Failure ignored;
-  auto image = live.Snapshot(nullptr, &ignored);
-  if (!image) return false;
-  auto now = bundle::ReadLiveDatabase(image->db());
-  if (!now.ok()) return false;
-  std::set<std::string> staged;
-  for (const bundle::StagedBody& b : plan.bodies) staged.insert(b.morgue_path);
-  for (const auto& [cache_id, paths] : now->bodies_by_cache) {
-    for (const std::string& p : paths) {
-      if (staged.count(p)) return false;
-    }
+// A call whose transport failure means the host went away (exit 3).
+bool HostCall(control::Client& client, const std::string& op,
+              const control::json& args, control::Message* reply,
+              Failure* failure) {
+  std::string error;
+  const auto s = client.Call(op, args, reply, 30000, &error);
+  if (s == control::Client::Status::kTimeout) {
+    *failure = {kExitBusy, op + ": no reply in time"};
+    return false;
+  }
+  if (s != control::Client::Status::kOk) {
+    *failure = {kExitUnreachable, op + ": the host went away: " + error};
+    return false;
+  }
+  if (!reply->ok) {
+    *failure = {ExitForError(reply->error_code),
+                op + ": " + reply->error_message + " (" + reply->error_code +
+                    ")"};
+    return false;
   }
   return true;
+}
+
+// Test hook for the crash tests (tests/hostsim/inject_crash_test.cc):
+// QUIESCECTL_TEST_PAUSE=POINT:FILE makes inject create FILE when it reaches
+// POINT (staged, moved, committed) and wait there to be killed (at most a
+// minute, then it goes on).
+void TestPause(const char* point) {
+  const char* spec = std::getenv("QUIESCECTL_TEST_PAUSE");
+  if (spec == nullptr) return;
+  const std::string s = spec;
+  const size_t colon = s.find(':');
+  if (colon == std::string::npos || s.substr(0, colon) != point) return;
+  std::ofstream(s.substr(colon + 1)) << point << "\n";
+  for (int i = 0; i < 600; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
 }
 
 bool WriteText(const std::filesystem::path& path, const std::string& text) {
@@ -52,6 +78,7 @@ int64_t StagedBytes(const bundle::InjectionPlan& plan) {
 }  // namespace
 
 int BundleInject(const BundleArgs& args) {
+  namespace fs = std::filesystem;
   if (args.shown_file.empty() &&
       (!args.trust.empty() || args.no_verify || !args.app_id.empty() ||
        bundle::flap::LooksLikeFlap(args.operands.front()))) {
@@ -64,16 +91,42 @@ int BundleInject(const BundleArgs& args) {
   const bundle::Bundle& bndl = **opened;
   const std::string origin_text =
       args.origin.empty() ? bndl.meta().origin : args.origin;
-  const auto origin = ParseOrigin(origin_text);
-  if (!origin) {
-    return ReportFailure({args.origin.empty() ? kExitFailure : kExitUsage,
-                          "not an http(s) origin: \"" + origin_text + "\""});
+  std::string error;
+  const auto candidates = OriginCandidates(origin_text, &error);
+  if (candidates.empty()) {
+    return ReportFailure(
+        {args.origin.empty() ? kExitFailure : kExitUsage,
+         args.origin.empty() ? "the bundle's origin \"" + origin_text +
+                                   "\" is not an http(s) origin"
+                             : error});
   }
   Failure failure;
-  auto live = LiveOrigin::Find(args.socket, *origin, args.profile, &failure);
+  auto live = LiveOrigin::Find(args.socket, candidates, args.profile, &failure);
   if (!live) return ReportFailure(failure);
+  const GeckoOrigin* origin = &live->origin();
+  control::Client& client = live->client();
+  const fs::path cache_dir = live->cache_dir();
+
+  // What an earlier injection that died left behind: checked against rows
+  // read after a hold came and went, so that its own injection (which
+  // keeps the gate closed until it ends) has finished either way.
+  const bool recover = NeedsRecovery(cache_dir);
+  if (recover) {
+    control::Message m;
+    if (!HostCall(client, "hold", {{"db", live->db_path()}}, &m, &failure)) {
+      return ReportFailure(failure);
+    }
+    const int64_t barrier = m.id.value_or(0);
+    if (!HostCall(client, "release", {{"hold", barrier}}, &m, &failure)) {
+      return ReportFailure(failure);
+    }
+  }
   auto image = live->Snapshot(SnapshotProgress(), &failure);
   if (!image) return ReportFailure(failure);
+  Recovery recovered;
+  if (recover) {
+    recovered = RecoverStaging(cache_dir, ReferencedBodies(image->db()));
+  }
   auto target = bundle::ReadLiveDatabase(image->db());
   if (!target.ok()) return ReportStatus(target.status(), live->db_path());
   image.reset();
@@ -92,27 +145,101 @@ int BundleInject(const BundleArgs& args) {
   if (auto s = WriteStagedParams(plan->blobs, params_path); !s.ok()) {
     return ReportStatus(s, "staging the parameters");
   }
+  // 1. Bodies staged outside the origin's storage; the manifest before any
+  // of them moves.
+  fs::path staging;
+  if (!MakePrivateDir(StagingRoot(cache_dir), "inject-", &staging,
+                      &failure)) {
+    return ReportFailure(failure);
+  }
+  struct RemoveStaging {
+    fs::path dir;
+    bool keep = false;
+    ~RemoveStaging() {
+      std::error_code ec;
+      if (!keep) fs::remove_all(dir, ec);
+    }
+  } staging_guard{staging};
   Note("staging " + std::to_string(plan->bodies.size()) + " bodies (" +
-       HumanBytes(StagedBytes(*plan)) + ") in " +
-       live->cache_dir().string() + "/morgue");
-  if (auto s = bundle::StageBodies(bndl, *plan, live->cache_dir()); !s.ok()) {
+       HumanBytes(StagedBytes(*plan)) + ") in " + staging.string());
+  if (auto s = bundle::StageBodies(bndl, *plan, staging); !s.ok()) {
     return ReportStatus(s, "staging the bodies");
   }
-  InjectFiles files;
-  files.sql_path = sql_path.string();
-  files.attach = std::make_pair(std::string("staged"), params_path.string());
-  files.params_from_attachment = true;
-  control::json result;
-  if (!InjectFromFiles(live->client(), live->db_path(), files, &result,
-                       &failure)) {
-    if (SurelyNotCommitted(*live, *plan)) {
-      bundle::UnstageBodies(*plan, live->cache_dir());
-    } else {
-      failure.message += " (whether it committed cannot be seen: the " +
-                         std::to_string(plan->bodies.size()) +
-                         " staged bodies stay in morgue/)";
-    }
+  std::vector<std::string> ids;
+  for (const bundle::StagedBody& b : plan->bodies) ids.push_back(b.body_id);
+  if (!WriteStagingManifest(staging, cache_dir, ids, &failure)) {
     return ReportFailure(failure);
+  }
+  TestPause("staged");
+  // 2. One quiescent point: the bodies move into morgue/, the rows go in.
+  const auto hold_start = std::chrono::steady_clock::now();
+  control::Message hold;
+  if (!HostCall(client, "hold", {{"db", live->db_path()}}, &hold, &failure)) {
+    return ReportFailure(failure);
+  }
+  const int64_t hold_id = hold.id.value_or(0);
+  size_t moved = 0;
+  std::string move_error;
+  std::set<std::string> made;
+  for (const bundle::StagedBody& b : plan->bodies) {
+    const fs::path dst = cache_dir / b.morgue_path;
+    if (made.insert(dst.parent_path().string()).second) {
+      std::error_code ignored;
+      fs::create_directories(dst.parent_path(), ignored);
+    }
+    if (rename((staging / b.morgue_path).c_str(), dst.c_str()) != 0) {
+      move_error = "cannot move a staged body to " + dst.string() + ": " +
+                   std::strerror(errno);
+      break;
+    }
+    ++moved;
+  }
+  auto unmove = [&] {
+    for (size_t i = 0; i < moved; ++i) {
+      std::error_code ignored;
+      fs::remove(cache_dir / plan->bodies[i].morgue_path, ignored);
+    }
+  };
+  if (move_error.empty()) TestPause("moved");
+  control::json result;
+  bool injected = false;
+  if (move_error.empty()) {
+    InjectFiles files;
+    files.sql_path = sql_path.string();
+    files.attach = std::make_pair(std::string("staged"), params_path.string());
+    files.params_from_attachment = true;
+    files.hold = hold_id;
+    injected = InjectFromFiles(client, live->db_path(), files, &result,
+                               &failure);
+  } else {
+    failure = {kExitFailure, move_error};
+  }
+  if (!injected && failure.exit_code == kExitUnreachable) {
+    // The host went away: whether the rows committed cannot be seen. The
+    // manifest stays for the next command to check against the rows.
+    staging_guard.keep = true;
+    failure.message +=
+        " (whether the injection committed cannot be seen: the next "
+        "`quiescectl bundle inject` or `bundle pack` of " + origin->origin +
+        ", or `quiescectl bundle recover --profile DIR` with the browser "
+        "stopped, removes the staged bodies no row references)";
+    return ReportFailure(failure);
+  }
+  if (injected) TestPause("committed");
+  // The host answered: an injection that failed applied nothing, so its
+  // bodies go, still inside the point.
+  if (!injected) unmove();
+  control::Message released;
+  Failure release_failure;
+  const bool released_ok = HostCall(client, "release", {{"hold", hold_id}},
+                                    &released, &release_failure);
+  const double held_ms = std::chrono::duration<double, std::milli>(
+                             std::chrono::steady_clock::now() - hold_start)
+                             .count();
+  if (!injected) return ReportFailure(failure);
+  if (!released_ok && release_failure.exit_code == kExitUnreachable) {
+    // Committed (the reply said so); the host went away after it.
+    Note("the host went away after the injection committed");
   }
   if (args.json) {
     PrintJson({{"file", file},
@@ -126,17 +253,28 @@ int BundleInject(const BundleArgs& args) {
                {"changes", result.value("changes", 0ll)},
                {"generation", result.value("generation", 0ull)},
                {"gate_closed_ms", result.value("gate_closed_ms", 0.0)},
-               {"drain_ms", result.value("drain_ms", 0.0)}});
+               {"drain_ms", result.value("drain_ms", 0.0)},
+               {"held_ms", held_ms},
+               {"recovered",
+                {{"directories", recovered.directories},
+                 {"bodies_removed", recovered.bodies_removed},
+                 {"bodies_kept", recovered.bodies_kept}}}});
     return kExitOk;
   }
   std::printf(
       "injected %lld entries into cache \"%s\" of %s (%zu bodies, %s); "
-      "generation %llu; host held back %.2f ms (drain %.2f ms)\n",
+      "generation %llu; the page's transactions held back at most %.1f ms "
+      "(bodies moved and rows injected in one point)\n",
       static_cast<long long>(plan->entry_count), plan->cache_name.c_str(),
       origin->origin.c_str(), plan->bodies.size(),
       HumanBytes(StagedBytes(*plan)).c_str(),
       static_cast<unsigned long long>(result.value("generation", 0ull)),
-      result.value("gate_closed_ms", 0.0), result.value("drain_ms", 0.0));
+      held_ms);
+  if (recovered.bodies_removed > 0 || recovered.directories > 0) {
+    std::printf("  cleaned up after an earlier injection that died: %d "
+                "unreferenced bodies removed from morgue/\n",
+                recovered.bodies_removed);
+  }
   if (!plan->dropped_columns.empty()) {
     std::string cols;
     for (const std::string& c : plan->dropped_columns) {

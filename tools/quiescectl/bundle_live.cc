@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <set>
 #include <vector>
 
 #include "exit_codes.h"
@@ -49,10 +50,9 @@ LiveOrigin::~LiveOrigin() {
   std::filesystem::remove_all(scratch_, ec);
 }
 
-std::unique_ptr<LiveOrigin> LiveOrigin::Find(const std::string& socket_flag,
-                                             const GeckoOrigin& origin,
-                                             const std::string& profile,
-                                             Failure* failure) {
+std::unique_ptr<LiveOrigin> LiveOrigin::Find(
+    const std::string& socket_flag, const std::vector<GeckoOrigin>& candidates,
+    const std::string& profile, Failure* failure) {
   std::string socket, error;
   if (!ChooseSocket(socket_flag, &socket, &error)) {
     Fail(failure, kExitUnreachable, error);
@@ -70,7 +70,8 @@ std::unique_ptr<LiveOrigin> LiveOrigin::Find(const std::string& socket_flag,
     Fail(failure,
          status == control::Client::Status::kOk
              ? ExitForError(reply.error_code)
-             : kExitFailure,
+         : status == control::Client::Status::kTimeout ? kExitBusy
+                                                       : kExitUnreachable,
          "list: " + (status == control::Client::Status::kOk
                          ? reply.error_message
                          : error));
@@ -88,10 +89,35 @@ std::unique_ptr<LiveOrigin> LiveOrigin::Find(const std::string& socket_flag,
     free(real);
   }
   std::vector<std::string> found;
+  std::vector<const GeckoOrigin*> found_origin;
   for (const json& db : reply.result.value("databases", json::array())) {
     const std::string path = db.value("path", "");
-    if (IsOriginCacheDatabase(path, origin, canonical_profile)) {
-      found.push_back(path);
+    for (const GeckoOrigin& o : candidates) {
+      if (IsOriginCacheDatabase(path, o, canonical_profile)) {
+        found.push_back(path);
+        found_origin.push_back(&o);
+      }
+    }
+  }
+  const GeckoOrigin& origin = candidates.front();
+  if (candidates.size() > 1) {
+    std::set<std::string> open;
+    for (const GeckoOrigin* o : found_origin) open.insert(o->origin);
+    if (open.size() > 1) {
+      std::string all;
+      for (const std::string& o : open) all += (all.empty() ? "" : " or ") + o;
+      Fail(failure, kExitUsage,
+           "the browser has both " + all + " open: write --origin " +
+               *open.begin());
+      return nullptr;
+    }
+    if (open.empty()) {
+      Fail(failure, kExitRefused,
+           "the browser has neither " + candidates[0].origin + " nor " +
+               candidates[1].origin +
+               " open; open a page of it first, and write the origin with "
+               "its scheme (--origin " + candidates[0].origin + ")");
+      return nullptr;
     }
   }
   if (found.empty()) {
@@ -123,7 +149,8 @@ std::unique_ptr<LiveOrigin> LiveOrigin::Find(const std::string& socket_flag,
   std::filesystem::path scratch;
   if (!MakeScratchDir(&scratch, failure)) return nullptr;
   return std::unique_ptr<LiveOrigin>(
-      new LiveOrigin(std::move(client), found.front(), std::move(scratch)));
+      new LiveOrigin(std::move(client), *found_origin.front(), found.front(),
+                     std::move(scratch)));
 }
 
 std::unique_ptr<Image> LiveOrigin::Snapshot(

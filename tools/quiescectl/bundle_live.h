@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "client.h"
 #include "gecko_origin.h"
@@ -40,12 +41,20 @@ class Image {
 class LiveOrigin {
  public:
   // Connects to the host at `socket` (or the one quiescectl would choose)
-  // and finds the caches.sqlite of `origin` among its open databases.
-  // Refused (exit 4) when the host does not have it open.
+  // and finds the caches.sqlite of the origin among its open databases.
+  // `candidates` are what the user's --origin may mean (OriginCandidates):
+  // exactly one of them must be open (else a usage error naming them).
+  // Refused (exit 4) when the host has none open.
+  static std::unique_ptr<LiveOrigin> Find(
+      const std::string& socket, const std::vector<GeckoOrigin>& candidates,
+      const std::string& profile, Failure* failure);
   static std::unique_ptr<LiveOrigin> Find(const std::string& socket,
                                           const GeckoOrigin& origin,
                                           const std::string& profile,
-                                          Failure* failure);
+                                          Failure* failure) {
+    return Find(socket, std::vector<GeckoOrigin>{origin}, profile, failure);
+  }
+  const GeckoOrigin& origin() const { return origin_; }
   ~LiveOrigin();
   LiveOrigin(const LiveOrigin&) = delete;
   LiveOrigin& operator=(const LiveOrigin&) = delete;
@@ -68,13 +77,15 @@ class LiveOrigin {
       Failure* failure);
 
  private:
-  LiveOrigin(std::unique_ptr<control::Client> client, std::string db_path,
-             std::filesystem::path scratch)
+  LiveOrigin(std::unique_ptr<control::Client> client, GeckoOrigin origin,
+             std::string db_path, std::filesystem::path scratch)
       : client_(std::move(client)),
+        origin_(std::move(origin)),
         db_path_(std::move(db_path)),
         scratch_(std::move(scratch)) {}
 
   std::unique_ptr<control::Client> client_;
+  GeckoOrigin origin_;
   std::string db_path_;            // canonical, as the host lists it
   std::filesystem::path scratch_;  // private (0700) temporary directory
   int snapshots_ = 0;              // names the next snapshot file

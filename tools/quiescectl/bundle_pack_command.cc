@@ -1,24 +1,19 @@
-// quiescectl bundle pack: one cache of a live origin into a bundle, from a
-// consistent snapshot plus the body files in the live morgue/ (immutable
-// once .final, so reading them beside the snapshot is safe).
-#include <chrono>
+// quiescectl bundle pack: one cache of a live origin into a bundle, from
+// the rows and the body files of one quiescent point (bundle_point.h): a
+// page that keeps putting and deleting packs like an idle one.
 #include <cstdio>
 #include <optional>
-#include <thread>
 
 #include "bundle_command_parts.h"
 #include "bundle_live.h"
+#include "bundle_point.h"
+#include "bundle_staging.h"
 #include "cache_bundle.h"
 #include "exit_codes.h"
 #include "gecko_origin.h"
 
 namespace quiesce::ctl {
 namespace {
-
-// A body missing from morgue/ means its entry was deleted after the
-// snapshot: a fresh snapshot no longer has it. After this many snapshots in
-// a row lose a body, the page is deleting faster than we pack.
-constexpr int kSnapshotAttempts = 3;
 
 // The caches of the image, for an error about an unknown name.
 std::string KnownCaches(sqlite3* image) {
@@ -36,76 +31,90 @@ std::string KnownCaches(sqlite3* image) {
 }  // namespace
 
 int BundlePack(const BundleArgs& args) {
-  const auto origin = ParseOrigin(args.origin);
-  if (!origin) {
-    return ReportFailure(
-        {kExitUsage, "--origin needs an http(s) origin or URL"});
+  std::string error;
+  const auto candidates = OriginCandidates(args.origin, &error);
+  if (candidates.empty()) return ReportFailure({kExitUsage, error});
+  if (Failure f; !OutputAllowed(args.output, args.force, &f)) {
+    return ReportFailure(f);
   }
   Failure failure;
-  auto live = LiveOrigin::Find(args.socket, *origin, args.profile, &failure);
+  auto live = LiveOrigin::Find(args.socket, candidates, args.profile, &failure);
   if (!live) return ReportFailure(failure);
+  const GeckoOrigin* origin = &live->origin();
 
-  std::optional<bundle::MissingBody> missing;
+  // Rows and bodies at one quiescent point: a body a later delete removes
+  // from morgue/ stays readable through its pin.
+  auto point = PackPoint::Take(*live, &failure);
+  if (!point) return ReportFailure(failure);
+  // An injection into this origin that died left staged bodies: the rows
+  // at the point (after the gate was the dead one's) say which to keep.
+  if (point->held() && NeedsRecovery(live->cache_dir())) {
+    RecoverStaging(live->cache_dir(), ReferencedBodies(point->image().db()));
+  }
   bundle::PackOptions options;
   options.keep_credential_headers = args.keep_credentials;
+  std::optional<bundle::MissingBody> missing;
   options.on_missing_body = [&missing](const bundle::MissingBody& m) {
     missing = m;
-    return false;  // this snapshot is stale: start again from a fresh one
+    return false;
   };
-  for (int attempt = 1; attempt <= kSnapshotAttempts; ++attempt) {
-    missing.reset();
-    auto image = live->Snapshot(SnapshotProgress(), &failure);
-    if (!image) return ReportFailure(failure);
-    auto packed = bundle::PackBundle(image->db(), live->cache_dir(),
-                                     origin->origin, args.cache, options,
-                                     args.output);
-    if (packed.ok()) {
-      if (args.json) {
-        PrintJson({{"file", args.output},
-                   {"origin", origin->origin},
-                   {"cache", args.cache},
-                   {"entries", packed->entry_count},
-                   {"body_bytes", packed->body_bytes},
-                   {"schema_version", packed->schema_version},
-                   {"generation", image->generation()},
-                   {"snapshots", attempt},
-                   {"credentials_kept", args.keep_credentials},
-                   {"meta_sha256", packed->meta_sha256}});
-      } else {
-        std::printf(
-            "%s: cache \"%s\" of %s, %lld entries, %s of bodies, schema "
-            "%lld, as of generation %llu%s\n  META.json sha256 %s\n",
-            args.output.c_str(), args.cache.c_str(), origin->origin.c_str(),
-            static_cast<long long>(packed->entry_count),
-            HumanBytes(packed->body_bytes).c_str(),
-            static_cast<long long>(packed->schema_version),
-            static_cast<unsigned long long>(image->generation()),
-            args.keep_credentials ? ", credential headers kept" : "",
-            packed->meta_sha256.c_str());
-      }
-      return kExitOk;
+  auto packed = bundle::PackBundle(point->image().db(), point->pins(),
+                                   origin->origin, args.cache, options,
+                                   args.output);
+  if (!packed.ok()) {
+    if (missing) {
+      // Cannot happen with pins: every referenced body was linked.
+      return ReportFailure(
+          {kExitFailure, "the pinned body " + missing->path.string() +
+                             " of " + missing->request_url +
+                             " is missing: " + packed.status().ToString()});
     }
-    if (!missing) {
-      if (packed.status().code() == absl::StatusCode::kNotFound) {
-        return ReportFailure(
-            {kExitRefused, "no cache \"" + args.cache + "\" in " +
-                               origin->origin + " (" +
-                               KnownCaches(image->db()) + ")"});
-      }
-      return ReportStatus(packed.status(), "pack");
+    if (packed.status().code() == absl::StatusCode::kNotFound) {
+      return ReportFailure(
+          {kExitRefused, "no cache \"" + args.cache + "\" in " +
+                             origin->origin + " (" +
+                             KnownCaches(point->image().db()) + ")"});
     }
-    Note("a body of " + missing->request_url +
-         " disappeared after the snapshot (the page deleted it): packing "
-         "again from a fresh snapshot");
-    std::this_thread::sleep_for(std::chrono::milliseconds(100 * attempt));
+    return ReportStatus(packed.status(), "pack");
   }
-  return ReportFailure(
-      {kExitBusy,
-       "the body file " + missing->path.string() + " of " +
-           missing->request_url + " was gone after each of " +
-           std::to_string(kSnapshotAttempts) +
-           " snapshots: the page keeps deleting entries of \"" + args.cache +
-           "\"; try again when it is idle. Nothing was written."});
+  if (args.json) {
+    PrintJson({{"file", args.output},
+               {"origin", origin->origin},
+               {"cache", args.cache},
+               {"entries", packed->entry_count},
+               {"body_bytes", packed->body_bytes},
+               {"schema_version", packed->schema_version},
+               {"generation", point->image().generation()},
+               {"point",
+                {{"held", point->held()},
+                 {"held_ms", point->held_ms()},
+                 {"drain_ms", point->drain_ms()},
+                 {"snapshot_ms", point->snapshot_ms()},
+                 {"pin_ms", point->pin_ms()},
+                 {"bodies_pinned", point->bodies_pinned()},
+                 {"attempts", point->attempts()}}},
+               {"credentials_kept", args.keep_credentials},
+               {"meta_sha256", packed->meta_sha256}});
+  } else {
+    std::printf(
+        "%s: cache \"%s\" of %s, %lld entries, %s of bodies, schema "
+        "%lld, as of generation %llu%s\n  %s %.1f ms (snapshot "
+        "%.1f ms, %lld bodies pinned in %.1f ms)\n  META.json sha256 %s\n",
+        args.output.c_str(), args.cache.c_str(), origin->origin.c_str(),
+        static_cast<long long>(packed->entry_count),
+        HumanBytes(packed->body_bytes).c_str(),
+        static_cast<long long>(packed->schema_version),
+        static_cast<unsigned long long>(point->image().generation()),
+        args.keep_credentials ? ", credential headers kept" : "",
+        point->held() ? "the page's transactions held back at most"
+                      : "no write access, so no hold; pinned after the "
+                        "snapshot in",
+        point->held() ? point->held_ms()
+                      : point->snapshot_ms() + point->pin_ms(), point->snapshot_ms(),
+        static_cast<long long>(point->bodies_pinned()), point->pin_ms(),
+        packed->meta_sha256.c_str());
+  }
+  return kExitOk;
 }
 
 }  // namespace quiesce::ctl

@@ -69,6 +69,29 @@ std::optional<GeckoOrigin> ParseOrigin(std::string_view url) {
   return o;
 }
 
+std::vector<GeckoOrigin> OriginCandidates(std::string_view arg,
+                                          std::string* error) {
+  if (auto o = ParseOrigin(arg)) return {*o};
+  const std::string example =
+      "an origin, like http://127.0.0.1:8765 (scheme, host, and the port "
+      "unless it is the scheme's default), or any URL of it";
+  // host:PORT without a scheme (a bare name is more likely a mistake, like
+  // a cache name given as the origin).
+  const size_t colon = arg.rfind(':');
+  if (arg.find("://") == std::string_view::npos && colon != std::string_view::npos &&
+      colon + 1 < arg.size() &&
+      arg.find_first_not_of("0123456789", colon + 1) == std::string_view::npos) {
+    auto http = ParseOrigin("http://" + std::string(arg));
+    auto https = ParseOrigin("https://" + std::string(arg));
+    if (http && https && std::string(arg).find('/') == std::string::npos) {
+      return {*http, *https};
+    }
+  }
+  *error = "--origin \"" + std::string(arg) + "\" is not an origin: give " +
+           example;
+  return {};
+}
+
 bool IsOriginCacheDatabase(const std::string& db_path,
                            const GeckoOrigin& origin,
                            const std::string& profile) {

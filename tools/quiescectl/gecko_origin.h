@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace quiesce::ctl {
 
@@ -21,6 +22,13 @@ struct GeckoOrigin {
 // default port dropped, path, query and fragment ignored. Only http and
 // https have Cache API storage. nullopt for anything else.
 std::optional<GeckoOrigin> ParseOrigin(std::string_view url);
+
+// What an --origin argument may name: an origin or URL (one candidate), or
+// a host and a port without a scheme ("127.0.0.1:8765": http and https are
+// both candidates, and the one the browser has open is taken). Empty, with
+// *error saying what to write and giving an example, for anything else.
+std::vector<GeckoOrigin> OriginCandidates(std::string_view arg,
+                                          std::string* error);
 
 // Whether `db_path` is the caches.sqlite of `origin`: ends with
 // /storage/default/<origin dir>/cache/caches.sqlite. With `profile`

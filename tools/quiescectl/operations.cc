@@ -57,7 +57,8 @@ bool Request(Client& client, const std::string& op, const json& args,
       return Fail(failure, kExitBusy, op + ": no reply in time");
     }
     if (status != Client::Status::kOk) {
-      return Fail(failure, kExitFailure, op + ": " + error);
+      return Fail(failure, kExitUnreachable,
+                  op + ": the host went away: " + error);
     }
     if (m.is_event) {
       if (m.id == id && on_event) on_event(m);
@@ -210,6 +211,9 @@ bool InjectFromFiles(Client& client, const json& db, const InjectFiles& in,
     args["attach"] = {{"name", in.attach->first}, {"fd", i}};
     args["params_from_attachment"] = in.params_from_attachment;
   }
+  if (in.hold) {
+    args["hold"] = *in.hold;
+  }
   if (fds.size() > static_cast<size_t>(control::kMaxRequestFds)) {
     return Fail(failure, kExitUsage,
                 "an injection carries at most " +
@@ -258,6 +262,7 @@ bool HoldAround(Client& client, const json& db, long lease_ms,
   }
   // Wait for the command while listening for the lease's end.
   bool revoked = false;
+  bool gone = false;  // the host closed the connection
   std::string error;
   for (;;) {
     int status = 0;
@@ -275,6 +280,7 @@ bool HoldAround(Client& client, const json& db, long lease_ms,
       // would return at once, every time: wait for the command alone
       // instead of spinning until it ends.
       revoked = true;
+      gone = true;
       int status = 0;
       pid_t waited = -1;
       do {
@@ -285,6 +291,11 @@ bool HoldAround(Client& client, const json& db, long lease_ms,
     }
   }
   *result = reply.result;
+  if (gone) {
+    return Fail(failure, kExitUnreachable,
+                "the host went away while the command ran: what it copied "
+                "may be inconsistent");
+  }
   if (revoked) {
     return Fail(failure, kExitBusy,
                 "the lease ended before the command did: what it copied may "

@@ -38,6 +38,9 @@ struct InjectFiles {
   bool params_from_attachment = false;
   bool dry_run = false;
   bool readers_may_proceed = false;
+  // Run inside this session's hold of that request id (its quiescent
+  // point) instead of reaching one of its own.
+  std::optional<int64_t> hold;
 };
 
 bool InjectFromFiles(control::Client& client, const json& db,

@@ -2,6 +2,7 @@
 // socket. This file: the command line, help texts and the commands.
 #include <mimalloc.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -36,6 +37,7 @@ struct Options {
   double timeout_s = 0;  // watch --timeout (0: none)
   std::string output;    // snapshot -o
   bool verify = false;   // snapshot --verify
+  bool force = false;    // snapshot --force: replace FILE
   long lease_ms = 0;     // hold --lease-ms (0: the host's limit)
   std::vector<std::string> child;  // hold -- COMMAND...
   InjectFiles inject;    // inject's --param, --attach, --dry-run, ...
@@ -69,10 +71,12 @@ const Command kCommands[] = {
     {"status", "status DB",
      "Shows one database in detail: position (WAL salts and mxFrame, or the\n"
      "change counter), counters, and every open handle with its locks. DB is\n"
-     "the id from list or the database's path.\n"
+     "the id from list, the database's path, or its file name when only one\n"
+     "open database has that name (as for every command that takes a DB).\n"
      "\n"
      "  quiescectl status 1\n"
-     "  quiescectl status ~/profile/places.sqlite\n",
+     "  quiescectl status ~/profile/places.sqlite\n"
+     "  quiescectl status places.sqlite\n",
      Status},
     {"watch", "watch [DB] [--count N] [--timeout S]",
      "Prints a line for every commit, as it happens, of one database or of\n"
@@ -84,7 +88,7 @@ const Command kCommands[] = {
      "  quiescectl watch 2 --count 10\n"
      "  quiescectl --json watch --timeout 60 > commits.jsonl\n",
      Watch},
-    {"snapshot", "snapshot DB -o FILE [--verify]",
+    {"snapshot", "snapshot DB -o FILE [--verify] [--force]",
      "Writes a consistent image of the database, as of one commit, to FILE\n"
      "(a standalone rollback-journal database: no -wal or -shm needed). The\n"
      "host writes it through a descriptor; quiescectl checks its SHA-256 and,\n"
@@ -92,7 +96,7 @@ const Command kCommands[] = {
      "never waits; in rollback mode its writers wait for the copy, bounded.\n"
      "A database the host holds in locking_mode=EXCLUSIVE is copied raw while\n"
      "the host writes that would change it wait. FILE appears only when\n"
-     "whole.\n"
+     "whole; an existing FILE is kept (exit 2) unless --force.\n"
      "\n"
      "  quiescectl snapshot 1 -o backup.db --verify\n"
      "  quiescectl --json snapshot ~/app/data.db -o /tmp/data.db\n",
@@ -197,8 +201,9 @@ int CallHost(Client& client, const std::string& op, const json& args,
     return kExitBusy;
   }
   if (status != Client::Status::kOk) {
-    std::fprintf(stderr, "quiescectl: %s: %s\n", op.c_str(), error.c_str());
-    return kExitFailure;
+    std::fprintf(stderr, "quiescectl: %s: the host went away: %s\n",
+                 op.c_str(), error.c_str());
+    return kExitUnreachable;
   }
   if (!reply->ok) {
     std::fprintf(stderr, "quiescectl: %s: %s (%s)\n", op.c_str(),
@@ -208,19 +213,55 @@ int CallHost(Client& client, const std::string& op, const json& args,
   return kExitOk;
 }
 
-// A DB argument: a number is an id from list; anything else a path, made
-// canonical here (the host compares, it never resolves a client's path).
-json DbArgument(const std::string& arg) {
+// A DB argument: a number is an id from list; a path is made canonical here
+// (the host compares, it never resolves a client's path); a name that is
+// no open database's path is matched against the basenames `list` gives
+// (`snapshot places.sqlite`), and must match exactly one. Returns the exit
+// code (kExitOk with *db set).
+int ResolveDb(Client& client, const std::string& arg, json* db) {
   if (!arg.empty() &&
       arg.find_first_not_of("0123456789") == std::string::npos) {
-    return std::stoull(arg);
+    *db = std::stoull(arg);
+    return kExitOk;
   }
+  std::string canonical = arg;
   if (char* real = realpath(arg.c_str(), nullptr)) {
-    std::string canonical = real;
+    canonical = real;
     free(real);
-    return canonical;
   }
-  return arg;
+  *db = canonical;
+  Message reply;
+  std::string error;
+  if (client.Call("list", json::object(), &reply, kCallTimeoutMs, &error) !=
+          Client::Status::kOk ||
+      !reply.ok) {
+    return kExitOk;  // the request itself will say what is wrong
+  }
+  std::vector<std::string> same_name;
+  for (const json& d : reply.result.value("databases", json::array())) {
+    const std::string path = d.value("path", "");
+    if (path == canonical) return kExitOk;
+    const size_t slash = path.rfind('/');
+    if (arg.find('/') == std::string::npos &&
+        path.compare(slash == std::string::npos ? 0 : slash + 1,
+                     std::string::npos, arg) == 0) {
+      same_name.push_back(path);
+    }
+  }
+  if (same_name.size() == 1) {
+    *db = same_name.front();
+    return kExitOk;
+  }
+  if (same_name.size() > 1) {
+    std::string all;
+    for (const std::string& p : same_name) all += "\n  " + p;
+    std::fprintf(stderr,
+                 "quiescectl: %zu open databases are named %s; give the id "
+                 "from list or the path of one:%s\n",
+                 same_name.size(), arg.c_str(), all.c_str());
+    return kExitUsage;
+  }
+  return kExitOk;  // not open: the host answers not_found
 }
 
 void PrintJson(const json& value) {
@@ -248,7 +289,9 @@ int Status(const Options& opt) {
   auto client = ConnectHost(opt, &code);
   if (!client) return code;
   Message reply;
-  code = CallHost(*client, "status", {{"db", DbArgument(opt.args[0])}}, &reply);
+  json db;
+  if ((code = ResolveDb(*client, opt.args[0], &db)) != kExitOk) return code;
+  code = CallHost(*client, "status", {{"db", db}}, &reply);
   if (code != kExitOk) return code;
   if (opt.json) PrintJson(reply.result);
   else PrintStatus(reply.result, stdout);
@@ -261,7 +304,11 @@ int Watch(const Options& opt) {
   auto client = ConnectHost(opt, &code);
   if (!client) return code;
   json args = json::object();
-  if (!opt.args.empty()) args["db"] = DbArgument(opt.args[0]);
+  if (!opt.args.empty()) {
+    json db;
+    if ((code = ResolveDb(*client, opt.args[0], &db)) != kExitOk) return code;
+    args["db"] = db;
+  }
   Message reply;
   if ((code = CallHost(*client, "watch", args, &reply)) != kExitOk) {
     return code;
@@ -286,8 +333,9 @@ int Watch(const Options& opt) {
     const auto status = client->Read(&m, wait_ms, &error);
     if (status == Client::Status::kTimeout) continue;  // the loop checks
     if (status != Client::Status::kOk) {
-      std::fprintf(stderr, "quiescectl: watch: %s\n", error.c_str());
-      return kExitFailure;
+      std::fprintf(stderr, "quiescectl: watch: the host went away: %s\n",
+                   error.c_str());
+      return kExitUnreachable;
     }
     if (!m.is_event) continue;
     if (opt.json) PrintJson(m.body);
@@ -332,12 +380,16 @@ int Snapshot(const Options& opt) {
   if (opt.args.size() != 1 || opt.output.empty()) {
     return UsageError("snapshot takes DB and -o FILE");
   }
+  if (struct stat st; !opt.force && lstat(opt.output.c_str(), &st) == 0) {
+    return UsageError(opt.output + " exists: add --force to replace it");
+  }
   int code = kExitOk;
   auto client = ConnectHost(opt, &code);
   if (!client) return code;
-  json result;
+  json result, db;
+  if ((code = ResolveDb(*client, opt.args[0], &db)) != kExitOk) return code;
   Failure failure;
-  if (!SnapshotToFile(*client, DbArgument(opt.args[0]), opt.output,
+  if (!SnapshotToFile(*client, db, opt.output,
                       opt.verify, TerminalProgress("snapshot"), &result,
                       &failure)) {
     return Report(failure);
@@ -365,10 +417,11 @@ int Hold(const Options& opt) {
   int code = kExitOk;
   auto client = ConnectHost(opt, &code);
   if (!client) return code;
-  json result;
+  json result, db;
+  if ((code = ResolveDb(*client, opt.args[0], &db)) != kExitOk) return code;
   Failure failure;
   int status = 0;
-  if (!HoldAround(*client, DbArgument(opt.args[0]), opt.lease_ms, opt.child,
+  if (!HoldAround(*client, db, opt.lease_ms, opt.child,
                   &result, &status, &failure)) {
     return Report(failure);
   }
@@ -386,9 +439,10 @@ int Inject(const Options& opt) {
   if (!client) return code;
   InjectFiles files = opt.inject;
   files.sql_path = opt.args[1];
-  json result;
+  json result, db;
+  if ((code = ResolveDb(*client, opt.args[0], &db)) != kExitOk) return code;
   Failure failure;
-  if (!InjectFromFiles(*client, DbArgument(opt.args[0]), files, &result,
+  if (!InjectFromFiles(*client, db, files, &result,
                        &failure)) {
     return Report(failure);
   }
@@ -465,6 +519,8 @@ int Main(int argc, char** argv) {
       if (!value(&opt.output)) return UsageError(a + " needs a FILE");
     } else if (a == "--verify") {
       opt.verify = true;
+    } else if (a == "--force") {
+      opt.force = true;
     } else if (a == "--lease-ms") {
       if (!value(&v) || !ParseNumber(v, &number) || number < 1) {
         return UsageError("--lease-ms needs milliseconds");

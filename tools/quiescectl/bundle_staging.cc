@@ -1,0 +1,247 @@
+#include "bundle_staging.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+
+#include "bundle_command_parts.h"
+#include "bundle_point.h"
+#include "exit_codes.h"
+#include "gecko_names.h"
+
+namespace quiesce::ctl {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr char kManifest[] = "manifest.json";
+constexpr char kPrefix[] = "inject-";
+
+bool SyncPath(const fs::path& path, int flags) {
+  const int fd = open(path.c_str(), flags | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool ok = fsync(fd) == 0;
+  close(fd);
+  return ok;
+}
+
+// Whether the process that owns a staging directory (by its name) is gone.
+bool OwnerGone(const std::string& name) {
+  const long pid = std::strtol(name.c_str() + std::strlen(kPrefix), nullptr, 10);
+  if (pid <= 0) return true;
+  if (pid == getpid()) return false;
+  return kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
+}
+
+}  // namespace
+
+bool WriteStagingManifest(const fs::path& dir, const fs::path& cache_dir,
+                          const std::vector<std::string>& body_ids,
+                          Failure* failure) {
+  const json manifest = {{"format", "quiesce-inject-staging"},
+                         {"cache_dir", cache_dir.string()},
+                         {"body_ids", body_ids}};
+  const fs::path tmp = dir / (std::string(kManifest) + ".tmp");
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << manifest.dump();
+    out.close();
+    if (!out.good()) {
+      failure->exit_code = kExitFailure;
+      failure->message = "cannot write " + tmp.string();
+      return false;
+    }
+  }
+  if (!SyncPath(tmp, O_RDONLY) ||
+      rename(tmp.c_str(), (dir / kManifest).c_str()) != 0 ||
+      !SyncPath(dir, O_RDONLY | O_DIRECTORY)) {
+    failure->exit_code = kExitFailure;
+    failure->message = "cannot write the staging manifest in " + dir.string() +
+                       ": " + std::strerror(errno);
+    return false;
+  }
+  return true;
+}
+
+std::set<std::string> ReferencedBodies(sqlite3* image) {
+  std::set<std::string> out;
+  static const char kSql[] =
+      "SELECT request_body_id FROM entries WHERE request_body_id IS NOT NULL "
+      "UNION SELECT response_body_id FROM entries "
+      "WHERE response_body_id IS NOT NULL";
+  sqlite3_stmt* st = nullptr;
+  if (sqlite3_prepare_v2(image, kSql, -1, &st, nullptr) == SQLITE_OK) {
+    while (sqlite3_step(st) == SQLITE_ROW) {
+      const unsigned char* t = sqlite3_column_text(st, 0);
+      if (!t) continue;
+      if (auto rel = bundle::MorguePathOfBodyId(
+              reinterpret_cast<const char*>(t))) {
+        out.insert(*rel);
+      }
+    }
+  }
+  sqlite3_finalize(st);
+  return out;
+}
+
+bool NeedsRecovery(const fs::path& cache_dir) {
+  std::error_code ec;
+  for (fs::directory_iterator it(StagingRoot(cache_dir), ec), end;
+       !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.rfind(kPrefix, 0) == 0 && OwnerGone(name)) return true;
+  }
+  return false;
+}
+
+Recovery RecoverStaging(const fs::path& cache_dir,
+                        const std::set<std::string>& referenced) {
+  Recovery r;
+  const fs::path root = StagingRoot(cache_dir);
+  std::error_code ec;
+  std::vector<fs::path> dirs;
+  for (fs::directory_iterator it(root, ec), end; !ec && it != end;
+       it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.rfind(kPrefix, 0) == 0 && OwnerGone(name)) {
+      dirs.push_back(it->path());
+    }
+  }
+  for (const fs::path& dir : dirs) {
+    json manifest;
+    {
+      std::ifstream in(dir / kManifest);
+      if (in) {
+        manifest = json::parse(std::string(std::istreambuf_iterator<char>(in),
+                                           {}),
+                               nullptr, false);
+      }
+    }
+    if (manifest.is_object() &&
+        manifest.value("cache_dir", "") != cache_dir.string()) {
+      continue;  // another origin's: checked against its own rows
+    }
+    // No manifest: nothing was moved into morgue/ yet (it is written
+    // before the first rename).
+    if (manifest.is_object()) {
+      for (const json& id : manifest.value("body_ids", json::array())) {
+        if (!id.is_string()) continue;
+        const auto rel = bundle::MorguePathOfBodyId(id.get<std::string>());
+        if (!rel) continue;  // never a path to follow
+        if (referenced.count(*rel)) {
+          ++r.bodies_kept;
+          continue;
+        }
+        std::error_code ignored;
+        if (fs::remove(cache_dir / *rel, ignored)) ++r.bodies_removed;
+      }
+    }
+    std::error_code ignored;
+    fs::remove_all(dir, ignored);
+    ++r.directories;
+  }
+  return r;
+}
+
+}  // namespace quiesce::ctl
+
+namespace quiesce::ctl {
+
+// quiescectl bundle recover --profile DIR: the browser is stopped; each
+// staging directory left by a dead injection names its cache directory;
+// its rows are read from caches.sqlite itself (exclusive locking: no -shm
+// file is made, and a running browser's lock makes it fail, not wait).
+int BundleRecover(const BundleArgs& args) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path profile = fs::canonical(args.profile, ec);
+  if (ec) {
+    return ReportFailure({kExitUsage, "--profile " + args.profile + ": " +
+                                          ec.message()});
+  }
+  const fs::path root = profile / "quiesce-staging";
+  std::set<std::string> cache_dirs;
+  for (fs::directory_iterator it(root, ec), end; !ec && it != end;
+       it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.rfind(kPrefix, 0) != 0 || !OwnerGone(name)) continue;
+    std::ifstream in(it->path() / kManifest);
+    const json m = in ? json::parse(std::string(
+                                        std::istreambuf_iterator<char>(in), {}),
+                                    nullptr, false)
+                      : json();
+    cache_dirs.insert(m.is_object() ? m.value("cache_dir", "") : "");
+  }
+  Recovery total;
+  for (const std::string& dir : cache_dirs) {
+    std::set<std::string> referenced;
+    if (!dir.empty()) {
+      // Only cache directories inside this profile.
+      const fs::path cache_dir = fs::weakly_canonical(dir, ec);
+      const std::string p = profile.string() + "/storage/";
+      if (ec || cache_dir.string().rfind(p, 0) != 0) continue;
+      sqlite3* db = nullptr;
+      const fs::path db_path = cache_dir / "caches.sqlite";
+      int rc = sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READWRITE,
+                               nullptr);
+      if (rc == SQLITE_OK) {
+        rc = sqlite3_exec(db,
+                          "PRAGMA locking_mode=EXCLUSIVE; BEGIN IMMEDIATE; "
+                          "SELECT count(*) FROM entries; ROLLBACK",
+                          nullptr, nullptr, nullptr);
+      }
+      if (rc != SQLITE_OK) {
+        const std::string why = db ? sqlite3_errmsg(db) : "out of memory";
+        sqlite3_close(db);
+        return ReportFailure(
+            {rc == SQLITE_BUSY ? kExitBusy : kExitFailure,
+             "cannot read " + db_path.string() + ": " + why +
+                 (rc == SQLITE_BUSY ? " (is the browser running? stop it, or "
+                                      "run bundle inject or pack against it)"
+                                    : "")});
+      }
+      referenced = ReferencedBodies(db);
+      sqlite3_close(db);
+      const Recovery r = RecoverStaging(cache_dir, referenced);
+      total.directories += r.directories;
+      total.bodies_removed += r.bodies_removed;
+      total.bodies_kept += r.bodies_kept;
+    } else {
+      // Directories without a manifest: nothing reached morgue/.
+      for (fs::directory_iterator it(root, ec), end; !ec && it != end;
+           it.increment(ec)) {
+        const std::string name = it->path().filename().string();
+        if (name.rfind(kPrefix, 0) != 0 || !OwnerGone(name) ||
+            fs::exists(it->path() / kManifest)) {
+          continue;
+        }
+        std::error_code ignored;
+        fs::remove_all(it->path(), ignored);
+        ++total.directories;
+      }
+    }
+  }
+  if (args.json) {
+    PrintJson({{"profile", profile.string()},
+               {"directories", total.directories},
+               {"bodies_removed", total.bodies_removed},
+               {"bodies_kept", total.bodies_kept}});
+  } else {
+    std::printf("%s: %d staging director%s of dead injections cleaned up, "
+                "%d unreferenced bodies removed from morgue/, %d kept (their "
+                "injection committed)\n",
+                profile.string().c_str(), total.directories,
+                total.directories == 1 ? "y" : "ies", total.bodies_removed,
+                total.bodies_kept);
+  }
+  return kExitOk;
+}
+
+}  // namespace quiesce::ctl

@@ -1,0 +1,72 @@
+// Crash-safe staging for `bundle inject` (docs/bundles.md, "Crashes").
+//
+// Many body files in an origin's morgue/ that no row references break
+// Gecko's next session after an unclean shutdown (docs/gecko.md, "Orphan
+// bodies"). So the bodies are written OUTSIDE the origin's storage, in
+// `<profile>/quiesce-staging/inject-<pid>-XXXXXX/morgue/<n>/{uuid}.final`
+// (same filesystem, so a move is a rename), with a manifest listing their
+// body ids written and synced BEFORE any of them moves. Inside one hold
+// they are renamed into the origin's morgue/ and the rows injected in the
+// same point; then the hold ends and the staging directory goes.
+//
+// What a crash can leave, and who cleans it:
+// - quiescectl or the browser dies while staging: files in the staging
+//   directory only; Gecko never sees them. The next bundle command on the
+//   profile removes the directory (its process is gone).
+// - dies between the renames and the commit (a window of milliseconds
+//   inside the hold): unreferenced bodies in morgue/, listed in the
+//   manifest. The next `bundle inject` or `bundle pack` of that origin, or
+//   `bundle recover` with the browser stopped, removes every listed body
+//   that no row references. Until one of them runs, a browser that
+//   restarts after a crash meets them (not covered: the shim does not
+//   clean up at open).
+// - dies after the commit: every listed body is referenced; recovery
+//   keeps them and removes the directory.
+#ifndef QUIESCE_TOOLS_QUIESCECTL_BUNDLE_STAGING_H_
+#define QUIESCE_TOOLS_QUIESCECTL_BUNDLE_STAGING_H_
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "bundle_live.h"
+#include "operations.h"
+
+namespace quiesce::ctl {
+
+// Writes `dir`/manifest.json (via a synced temporary file and a rename):
+// the cache directory the bodies go to and their body ids.
+bool WriteStagingManifest(const std::filesystem::path& dir,
+                          const std::filesystem::path& cache_dir,
+                          const std::vector<std::string>& body_ids,
+                          Failure* failure);
+
+// The morgue paths (relative to the cache directory) that rows of the
+// image reference.
+std::set<std::string> ReferencedBodies(sqlite3* image);
+
+// Whether a process that is gone left an injection's staging directory for
+// this cache directory (or one without a manifest).
+bool NeedsRecovery(const std::filesystem::path& cache_dir);
+
+struct Recovery {
+  int directories = 0;     // staging directories of dead processes removed
+  int bodies_removed = 0;  // unreferenced staged bodies taken out of morgue/
+  int bodies_kept = 0;     // staged bodies that a committed row references
+};
+
+// Cleans up what injections into `cache_dir` by processes that are gone
+// left behind. `referenced` are the bodies rows reference now (from a
+// snapshot of the live database, or the database itself when the browser
+// is stopped). Staging directories of other origins are left alone, so
+// that their own origin's command can check them against its rows.
+Recovery RecoverStaging(const std::filesystem::path& cache_dir,
+                        const std::set<std::string>& referenced);
+
+}  // namespace quiesce::ctl
+
+#endif  // QUIESCE_TOOLS_QUIESCECTL_BUNDLE_STAGING_H_
