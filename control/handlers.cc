@@ -50,6 +50,7 @@ Outcome Hello(Call& call) {
       {"limits",
        {{"max_line", call.limits.max_line},
         {"max_request_fds", kMaxRequestFds},
+        {"max_inline_sql", kMaxInlineSql},
         {"idle_timeout_ms", call.limits.idle_timeout.count()},
         {"request_timeout_ms", call.limits.request_timeout.count()}}},
   });

@@ -7,6 +7,7 @@
 #ifndef QUIESCE_CONTROL_LEASE_H_
 #define QUIESCE_CONTROL_LEASE_H_
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 
@@ -30,10 +31,17 @@ class Lease {
   // Disconnect or time's up: true when this call ended it.
   bool End() QUIESCE_EXCLUDES(mu_);
 
+  // How the hold's job ended, set by the job before its last word: the
+  // session then forgets the lease (and the Database it holds).
+  enum class Outcome { kRunning, kFailed, kRevoked, kOver };
+  void Finish(Outcome outcome) { outcome_.store(outcome); }
+  Outcome outcome() const { return outcome_.load(); }
+
  private:
   Mutex mu_;
   bool ended_ QUIESCE_GUARDED_BY(mu_) = false;
   uint64_t token_ QUIESCE_GUARDED_BY(mu_) = 0;  // 0: still draining
+  std::atomic<Outcome> outcome_{Outcome::kRunning};
 };
 
 }  // namespace quiesce::control

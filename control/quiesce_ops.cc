@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "describe.h"
@@ -28,7 +29,6 @@ constexpr int64_t kDefaultSnapshotMs = 10 * 60 * 1000;
 constexpr int64_t kMaxSnapshotMs = 60 * 60 * 1000;
 // An injection's script and blobs together, read from the client's fds.
 constexpr size_t kMaxInjectBytes = 64u << 20;
-constexpr size_t kMaxInlineSql = 1u << 20;
 
 ErrorCode ToWire(quiesce::ErrorCode code) {
   switch (code) {
@@ -281,12 +281,14 @@ Outcome HoldOp(Call& call) {
     auto point = ReachHoldPoint(*db, start + milliseconds(drain_ms),
                                 start + milliseconds(lease_ms));
     if (!point.ok()) {
+      lease->Finish(Lease::Outcome::kFailed);
       job.Post(EncodeError(id, ToWire(point.error().code),
                            point.error().message),
                true);
       return;
     }
     if (!lease->Begin(point.value().token)) {
+      lease->Finish(Lease::Outcome::kFailed);
       job.Post(EncodeError(id, ErrorCode::kBusy,
                            "released before the point was reached"),
                true);
@@ -300,17 +302,20 @@ Outcome HoldOp(Call& call) {
     // The lease's timer: quiesce gives the point back at its end whatever
     // the client does, and says so.
     if (!job.Wait(start + milliseconds(lease_ms)) && lease->End()) {
+      lease->Finish(Lease::Outcome::kRevoked);
       job.Post(EncodeEvent(id, "revoked",
                            {{"reason", "the lease's time ran out"}}),
                true);
       return;
     }
+    lease->Finish(Lease::Outcome::kOver);
     job.Post("", true);  // released or disconnected: nothing more to say
   }, &timer);
   if (timer) {
+    // The session ends the lease if it goes first (~Session), and forgets
+    // it when the job's last word arrives (Session::PruneLeases).
     lease->timer = timer;
     call.session.leases[id] = lease;
-    call.session.OnDisconnect([lease] { lease->End(); });
   }
   return outcome;
 }
@@ -321,8 +326,16 @@ Outcome ReleaseOp(Call& call) {
     return Outcome::Error(ErrorCode::kBadRequest,
                           "\"hold\" must name the id of the hold request");
   }
-  const auto lease = call.session.leases.find(it->get<int64_t>());
+  const int64_t hold = it->get<int64_t>();
+  const auto lease = call.session.leases.find(hold);
   if (lease == call.session.leases.end()) {
+    const auto& revoked = call.session.revoked_holds;
+    if (std::find(revoked.begin(), revoked.end(), hold) != revoked.end()) {
+      return Outcome::Ok(
+          {{"intact", false},
+           {"note", "the lease had ended before the release: copies made "
+                    "after its end may be inconsistent"}});
+    }
     return Outcome::Error(ErrorCode::kNotFound,
                           "this session holds no lease from request " +
                               std::to_string(it->get<int64_t>()));
@@ -377,8 +390,10 @@ Outcome InjectOp(Call& call) {
   if (sql != args.end()) {
     if (!sql->is_string() || sql->get<std::string>().size() > kMaxInlineSql) {
       return Outcome::Error(ErrorCode::kBadRequest,
-                            "\"sql\" must be a string of at most 1 MiB (pass "
-                            "larger scripts by descriptor)");
+                            "\"sql\" must be a string of at most " +
+                                std::to_string(kMaxInlineSql) +
+                                " bytes (pass larger scripts by descriptor: "
+                                "\"sql_fd\")");
     }
     req->sql = sql->get<std::string>();
   } else {

@@ -73,8 +73,20 @@ class Server : private CommitObserver {
   void Refuse(int fd, ErrorCode code, const std::string& message);
   // Reads, answers and flushes one session; false when it must be closed.
   bool Serve(Session& session, short revents);
-  bool HandleLine(Session& session, const std::string& line);
+  // One request line, ending at stream offset line_end.
+  bool HandleLine(Session& session, const std::string& line,
+                  uint64_t line_end);
+  // Moves the descriptors that belong to the line ending at line_end into
+  // *out; returns how many.
+  size_t ClaimFds(Session& session, uint64_t line_end, int64_t declared,
+                  std::vector<UniqueFd>* out);
+  // Applies the session's timeouts (request, stalled output, idle); false
+  // when it must be closed at once.
+  bool Expire(Session& session, Clock::time_point now);
   bool Queue(Session& session, const std::string& bytes);
+  // Enforces max_output: a session over it is closed with its reason;
+  // false when it must go at once.
+  bool Bounded(Session& session);
   // Moves watched events into the session's output; false when the
   // session must be closed at once.
   bool Pump(Session& session);
