@@ -78,6 +78,8 @@ Server::Server(Context* context, ServerOptions options, Listener listener,
       options_(std::move(options)),
       listener_(std::move(listener)),
       wake_(std::move(wake)),
+      payloads_(options_.limits.max_payload_total,
+                options_.limits.max_payload_client),
       jobs_([this] { Wake(); }, kMaxJobs) {}
 
 Server::~Server() { Stop(); }
@@ -378,7 +380,8 @@ bool Server::HandleLine(Session& s, const std::string& line,
                                 decode_error.message));
   }
   s.last_request = Clock::now();
-  Call call{context_, jobs_, options_.policy, options_.limits, s, request, {}};
+  Call call{context_, jobs_,  payloads_, options_.policy, options_.limits,
+            s,        request, {}};
   const size_t arrived = ClaimFds(s, line_end, request.fds, &call.fds);
   if (arrived != static_cast<size_t>(request.fds)) {
     const std::string message =

@@ -26,6 +26,7 @@
 #include "codec.h"
 #include "context.h"
 #include "jobs.h"
+#include "payload_budget.h"
 #include "server_limits.h"
 #include "session.h"
 #include "socket_path.h"
@@ -107,6 +108,8 @@ class Server : private CommitObserver {
   // Hands what jobs posted to their sessions.
   void Deliver();
 
+  // Injection payloads held by jobs (before jobs_: it outlives them).
+  PayloadBudget payloads_;
   // Snapshots, holds and injections run here, off the poll thread.
   Jobs jobs_;
 

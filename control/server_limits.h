@@ -29,6 +29,16 @@ struct ServerLimits {
   size_t watch_low_water = 128 * 1024;
   size_t max_watches = 16;     // watch streams per session
   size_t max_pending_fds = 16; // received descriptors not yet claimed
+  // Injection payloads (blob parameters and scripts read from the
+  // client's descriptors) are read whole into the host's heap: sized for a
+  // phone. One value at most 16 MiB (SQLite's own value-length limit on
+  // quiesce's connection), one request at most 16 MiB, one client's
+  // requests at once 16 MiB, all requests at once 32 MiB. Over a value or
+  // request cap: bad_request; over the client or total cap: busy at once.
+  size_t max_payload_value = 16u << 20;
+  size_t max_payload_request = 16u << 20;
+  size_t max_payload_client = 16u << 20;
+  size_t max_payload_total = 32u << 20;
   // How long a session that is being closed may take to take its last
   // bytes.
   std::chrono::milliseconds close_linger{1000};
