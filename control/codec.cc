@@ -1,6 +1,9 @@
 #include "codec.h"
 
+#include <algorithm>
 #include <array>
+#include <set>
+#include <vector>
 #include <exception>
 
 namespace quiesce::control {
@@ -89,13 +92,49 @@ bool DecodeRequest(std::string_view line, Request* out, DecodeError* error) {
                        std::to_string(kMaxDepth) + " levels";
       return false;
     }
-    json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
+    // Keys seen in each open object, innermost last: a key given twice
+    // is refused rather than resolved (JSON leaves it undefined, and
+    // "dry_run":true,"dry_run":false must not mean false).
+    std::vector<std::set<std::string>> keys;
+    std::optional<std::string> duplicate;
+    const json::parser_callback_t check =
+        [&](int, json::parse_event_t event, json& parsed) {
+          switch (event) {
+            case json::parse_event_t::object_start:
+              keys.emplace_back();
+              break;
+            case json::parse_event_t::object_end:
+              if (!keys.empty()) keys.pop_back();
+              break;
+            case json::parse_event_t::key:
+              if (!keys.empty() && parsed.is_string()) {
+                const std::string& key = parsed.get_ref<const std::string&>();
+                if (!keys.back().insert(key).second && !duplicate) {
+                  duplicate = key;
+                }
+              }
+              break;
+            default:
+              break;
+          }
+          return true;
+        };
+    json j = json::parse(line, check, /*allow_exceptions=*/false);
     if (j.is_discarded()) {
       error->message = "not valid JSON";
       return false;
     }
     if (!j.is_object()) {
       error->message = "a request is a JSON object";
+      return false;
+    }
+    if (duplicate) {
+      if (const auto id_it = j.find("id"); id_it != j.end()) {
+        error->id = IdOf(*id_it);
+      }
+      error->message = "the key \"" + *duplicate +
+                       "\" appears more than once in an object";
+      if (*duplicate == "id") error->id.reset();
       return false;
     }
     const auto id_it = j.find("id");

@@ -25,6 +25,7 @@ LineBuffer::Next LineBuffer::Pop(std::string* line) {
     // Drop consumed bytes once they dominate, so memory stays bounded.
     if (start_ > 0 && start_ >= data_.size() / 2) {
       data_.erase(0, start_);
+      base_ += start_;
       scanned_ -= start_;
       start_ = 0;
     }
@@ -36,10 +37,25 @@ LineBuffer::Next LineBuffer::Pop(std::string* line) {
   line->assign(data_, start_, end - start_);
   start_ = nl + 1;
   scanned_ = start_;
+  line_end_ = base_ + start_;
   if (start_ == data_.size()) {
+    base_ += data_.size();
     data_.clear();
     start_ = scanned_ = 0;
   }
+  return Next::kLine;
+}
+
+LineBuffer::Next LineBuffer::PopRest(std::string* line) {
+  if (!HasPartial()) return Next::kNeedMore;
+  size_t end = data_.size();
+  if (end > start_ && data_[end - 1] == '\r') --end;
+  if (end - start_ > max_line_) return Next::kTooLong;
+  line->assign(data_, start_, end - start_);
+  base_ += data_.size();
+  line_end_ = base_;
+  data_.clear();
+  start_ = scanned_ = 0;
   return Next::kLine;
 }
 
@@ -93,6 +109,7 @@ OutputBuffer::Flush OutputBuffer::FlushTo(int fd) {
       return Flush::kError;
     }
     sent_ += static_cast<size_t>(n);
+    mid_line_ = data_[sent_ - 1] != '\n';
   }
   if (sent_ == data_.size()) {
     data_.clear();
@@ -104,6 +121,16 @@ OutputBuffer::Flush OutputBuffer::FlushTo(int fd) {
     sent_ = 0;
   }
   return Flush::kPending;
+}
+
+void OutputBuffer::DropUnsentLines() {
+  size_t keep = sent_;
+  if (mid_line_) {
+    const size_t nl = data_.find('\n', sent_);
+    keep = nl == std::string::npos ? data_.size() : nl + 1;
+  }
+  data_.resize(keep);
+  data_.shrink_to_fit();
 }
 
 bool SendAll(int fd, std::string_view bytes, const std::vector<int>& fds,

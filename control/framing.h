@@ -33,13 +33,27 @@ class LineBuffer {
 
   void Append(std::string_view bytes) { data_.append(bytes); }
   Next Pop(std::string* line);
+  // The stream has ended: the bytes of the incomplete last line, as a line
+  // (a request the client sent without its newline before shutdown).
+  // kNeedMore when there are none.
+  Next PopRest(std::string* line);
   // Bytes of an incomplete line are buffered.
   bool HasPartial() const { return data_.size() > start_; }
   size_t max_line() const { return max_line_; }
+  // Bytes buffered now. Once Pop has returned kNeedMore this is at most
+  // 2 * max_line (the partial line, and consumed bytes fewer than it):
+  // the bound the framing fuzzer checks.
+  size_t buffered() const { return data_.size(); }
+  // Offsets in the stream: every byte ever appended, and the end (past
+  // its newline) of the line Pop last returned.
+  uint64_t received() const { return base_ + data_.size(); }
+  uint64_t line_end() const { return line_end_; }
 
  private:
   const size_t max_line_;
   std::string data_;
+  uint64_t base_ = 0;      // the stream offset of data_[0]
+  uint64_t line_end_ = 0;
   size_t start_ = 0;    // where the next line begins in data_
   size_t scanned_ = 0;  // data_[start_, scanned_) holds no newline
 };
@@ -63,10 +77,15 @@ class OutputBuffer {
   Flush FlushTo(int fd);
   size_t size() const { return data_.size() - sent_; }
   bool empty() const { return size() == 0; }
+  // Drops every line not yet begun on the socket (the rest of a line the
+  // socket took in part stays, so the stream stays whole lines): for a
+  // client about to be dropped, whose reason must come next.
+  void DropUnsentLines();
 
  private:
   std::string data_;
   size_t sent_ = 0;
+  bool mid_line_ = false;  // the socket took part of a line
 };
 
 // Sends all of `bytes` on a blocking or non-blocking socket, with `fds`

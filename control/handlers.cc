@@ -51,6 +51,11 @@ Outcome Hello(Call& call) {
       {"limits",
        {{"max_line", call.limits.max_line},
         {"max_request_fds", kMaxRequestFds},
+        {"max_inline_sql", kMaxInlineSql},
+        {"max_payload_value", call.limits.max_payload_value},
+        {"max_payload_request", call.limits.max_payload_request},
+        {"max_payload_client", call.limits.max_payload_client},
+        {"max_payload_total", call.limits.max_payload_total},
         {"idle_timeout_ms", call.limits.idle_timeout.count()},
         {"request_timeout_ms", call.limits.request_timeout.count()}}},
   });

@@ -40,10 +40,12 @@ struct Outcome {
 
 // What a handler may see and touch.
 class Jobs;
+class PayloadBudget;
 
 struct Call {
   Context* context;
   Jobs& jobs;
+  PayloadBudget& payloads;
   const AccessPolicy& policy;
   const ServerLimits& limits;
   Session& session;

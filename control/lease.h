@@ -8,6 +8,7 @@
 #define QUIESCE_CONTROL_LEASE_H_
 
 #include <chrono>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 
@@ -43,6 +44,12 @@ class Lease {
   // Disconnect or time's up: true when this call ended it.
   bool End() QUIESCE_EXCLUDES(mu_);
 
+  // How the hold's job ended, set by the job before its last word: the
+  // session then forgets the lease (and the Database it holds).
+  enum class Outcome { kRunning, kFailed, kRevoked, kOver };
+  void Finish(Outcome outcome) { outcome_.store(outcome); }
+  Outcome outcome() const { return outcome_.load(); }
+
  private:
   Mutex mu_;
   bool ended_ QUIESCE_GUARDED_BY(mu_) = false;
@@ -50,6 +57,7 @@ class Lease {
   Clock::time_point until_ QUIESCE_GUARDED_BY(mu_);
   int users_ QUIESCE_GUARDED_BY(mu_) = 0;         // injections inside it
   bool reopen_pending_ QUIESCE_GUARDED_BY(mu_) = false;
+  std::atomic<Outcome> outcome_{Outcome::kRunning};
 };
 
 }  // namespace quiesce::control

@@ -5,10 +5,12 @@
 #include "quiesce_ops.h"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "client_descriptor.h"
@@ -17,6 +19,7 @@
 #include "exclusive_point.h"
 #include "jobs.h"
 #include "lease.h"
+#include "payload_budget.h"
 #include "inject.h"
 #include "snapshot.h"
 
@@ -27,9 +30,6 @@ using std::chrono::milliseconds;
 
 constexpr int64_t kDefaultSnapshotMs = 10 * 60 * 1000;
 constexpr int64_t kMaxSnapshotMs = 60 * 60 * 1000;
-// An injection's script and blobs together, read from the client's fds.
-constexpr size_t kMaxInjectBytes = 64u << 20;
-constexpr size_t kMaxInlineSql = 1u << 20;
 
 ErrorCode ToWire(quiesce::ErrorCode code) {
   switch (code) {
@@ -108,11 +108,53 @@ Outcome Defer(Call& call, std::function<void(Job&)> work,
   return deferred;
 }
 
+// Payload bytes a job holds, taken from the server's budget and given
+// back when the job's request is done (or fails).
+class PayloadHold {
+ public:
+  PayloadHold(PayloadBudget& budget, uint64_t session)
+      : budget_(budget), session_(session) {}
+  ~PayloadHold() { Release(); }
+  void Release() {
+    budget_.Give(session_, held_);
+    held_ = 0;
+  }
+  PayloadHold(const PayloadHold&) = delete;
+  PayloadHold& operator=(const PayloadHold&) = delete;
+
+  quiesce::Result<quiesce::Ok> Take(size_t bytes) {
+    std::string why = budget_.Take(session_, bytes);
+    if (!why.empty()) {
+      return quiesce::Error{quiesce::ErrorCode::kBusy, std::move(why)};
+    }
+    held_ += bytes;
+    return quiesce::Ok{};
+  }
+  size_t held() const { return held_; }
+
+ private:
+  PayloadBudget& budget_;
+  const uint64_t session_;
+  size_t held_ = 0;
+};
+
+constexpr size_t kPipeChunk = 1u << 20;
+
+std::string MiBText(size_t bytes) {
+  return bytes % (1u << 20) == 0 ? std::to_string(bytes >> 20) + " MiB"
+                                 : std::to_string(bytes) + " bytes";
+}
+
 // Reads a whole descriptor the client passed (a file or a pipe), at most
 // `cap` bytes, by the deadline: a client that never closes its pipe costs
 // a timeout, never a stuck thread; a cancel (the client went away, the
-// server is shutting down) ends it at once.
-quiesce::Result<std::string> ReadAll(int fd, size_t cap,
+// server is shutting down) ends it at once. Every byte is taken from the
+// budget before it is read; a file's size is known up front (one
+// allocation of exactly that size), a pipe's is read in 1 MiB chunks
+// joined at its end, so the heap never holds a doubled buffer. The
+// descriptor's flags are given back as they were.
+quiesce::Result<std::string> ReadAll(int fd, size_t cap, const char* what,
+                                     PayloadHold& hold,
                                      Job::Clock::time_point deadline,
                                      const std::atomic<bool>* cancelled) {
   const NonBlocking nonblocking(fd);
@@ -124,20 +166,58 @@ quiesce::Result<std::string> ReadAll(int fd, size_t cap,
   if (auto r = CheckCannotBlock(fd, "a descriptor to read from"); !r.ok()) {
     return r.error();
   }
-  std::string data;
+  auto too_big = [&] {
+    return quiesce::Error{
+        quiesce::ErrorCode::kBadRequest,
+        std::string(what) + " is larger than the " + MiBText(cap) +
+            " the host reads of it (docs/protocol.md, Limits)"};
+  };
+  struct stat st;
+  size_t expected = 0;  // a regular file's bytes from its offset
+  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+    const off_t at = lseek(fd, 0, SEEK_CUR);
+    if (at >= 0 && st.st_size >= at) {
+      expected = static_cast<size_t>(st.st_size - at);
+    }
+    if (expected > cap) return too_big();
+  }
+  std::vector<std::string> chunks;
+  size_t total = 0;
+  size_t taken = 0;  // of the budget, for this value
+  if (expected > 0) {
+    if (auto r = hold.Take(expected); !r.ok()) return r.error();
+    taken = expected;
+    chunks.emplace_back();
+    chunks.back().reserve(expected);
+  }
   char buf[65536];
   for (;;) {
     const ssize_t n = read(fd, buf, sizeof(buf));
     if (n > 0) {
-      data.append(buf, static_cast<size_t>(n));
-      if (data.size() > cap) {
-        return quiesce::Error{quiesce::ErrorCode::kBadRequest,
-                              "the injection's payload is larger than " +
-                                  std::to_string(cap >> 20) + " MiB"};
+      const size_t len = static_cast<size_t>(n);
+      if (total + len > cap) return too_big();
+      if (total + len > taken) {
+        const size_t more =
+            std::min(cap - taken, std::max(kPipeChunk, total + len - taken));
+        if (auto r = hold.Take(more); !r.ok()) return r.error();
+        taken += more;
+        chunks.emplace_back();
+        chunks.back().reserve(more);
       }
+      // Fill the chunks in order, each up to its reserved capacity.
+      size_t off = 0;
+      for (std::string& c : chunks) {
+        if (off == len) break;
+        const size_t room = c.capacity() - c.size();
+        if (room == 0) continue;
+        const size_t put = std::min(room, len - off);
+        c.append(buf + off, put);
+        off += put;
+      }
+      total += len;
       continue;
     }
-    if (n == 0) return data;
+    if (n == 0) break;
     if (errno == EINTR) continue;
     if (errno != EAGAIN) {
       return quiesce::Error{quiesce::ErrorCode::kIoError,
@@ -158,6 +238,26 @@ quiesce::Result<std::string> ReadAll(int fd, size_t cap,
     pollfd p{fd, POLLIN, 0};
     poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), 100)));
   }
+  if (chunks.size() == 1) return std::move(chunks.front());
+  std::string data;
+  data.reserve(total);
+  for (std::string& c : chunks) {
+    data.append(c);
+    std::string().swap(c);  // each chunk goes as soon as it is copied
+  }
+  return data;
+}
+
+// Gives the heap's free memory back to the system after a request that
+// held large payloads (glibc keeps freed memory otherwise; elsewhere, e.g.
+// under Firefox's jemalloc, this is glibc's idle allocator and costs
+// nothing).
+void GiveMemoryBack(size_t held) {
+#if defined(__GLIBC__)
+  if (held >= kPipeChunk) malloc_trim(0);
+#else
+  (void)held;
+#endif
 }
 
 json PointJson(const Database& db, const PinnedPoint& p) {
@@ -297,12 +397,14 @@ Outcome HoldOp(Call& call) {
     auto point = ReachHoldPoint(*db, start + milliseconds(drain_ms),
                                 start + milliseconds(lease_ms));
     if (!point.ok()) {
+      lease->Finish(Lease::Outcome::kFailed);
       job.Post(EncodeError(id, ToWire(point.error().code),
                            point.error().message),
                true);
       return;
     }
     if (!lease->Begin(point.value().token, start + milliseconds(lease_ms))) {
+      lease->Finish(Lease::Outcome::kFailed);
       job.Post(EncodeError(id, ErrorCode::kBusy,
                            "released before the point was reached"),
                true);
@@ -316,17 +418,20 @@ Outcome HoldOp(Call& call) {
     // The lease's timer: quiesce gives the point back at its end whatever
     // the client does, and says so.
     if (!job.Wait(start + milliseconds(lease_ms)) && lease->End()) {
+      lease->Finish(Lease::Outcome::kRevoked);
       job.Post(EncodeEvent(id, "revoked",
                            {{"reason", "the lease's time ran out"}}),
                true);
       return;
     }
+    lease->Finish(Lease::Outcome::kOver);
     job.Post("", true);  // released or disconnected: nothing more to say
   }, &timer);
   if (timer) {
+    // The session ends the lease if it goes first (~Session), and forgets
+    // it when the job's last word arrives (Session::PruneLeases).
     lease->timer = timer;
     call.session.leases[id] = lease;
-    call.session.OnDisconnect([lease] { lease->End(); });
   }
   return outcome;
 }
@@ -337,8 +442,16 @@ Outcome ReleaseOp(Call& call) {
     return Outcome::Error(ErrorCode::kBadRequest,
                           "\"hold\" must name the id of the hold request");
   }
-  const auto lease = call.session.leases.find(it->get<int64_t>());
+  const int64_t hold = it->get<int64_t>();
+  const auto lease = call.session.leases.find(hold);
   if (lease == call.session.leases.end()) {
+    const auto& revoked = call.session.revoked_holds;
+    if (std::find(revoked.begin(), revoked.end(), hold) != revoked.end()) {
+      return Outcome::Ok(
+          {{"intact", false},
+           {"note", "the lease had ended before the release: copies made "
+                    "after its end may be inconsistent"}});
+    }
     return Outcome::Error(ErrorCode::kNotFound,
                           "this session holds no lease from request " +
                               std::to_string(it->get<int64_t>()));
@@ -393,8 +506,10 @@ Outcome InjectOp(Call& call) {
   if (sql != args.end()) {
     if (!sql->is_string() || sql->get<std::string>().size() > kMaxInlineSql) {
       return Outcome::Error(ErrorCode::kBadRequest,
-                            "\"sql\" must be a string of at most 1 MiB (pass "
-                            "larger scripts by descriptor)");
+                            "\"sql\" must be a string of at most " +
+                                std::to_string(kMaxInlineSql) +
+                                " bytes (pass larger scripts by descriptor: "
+                                "\"sql_fd\")");
     }
     req->sql = sql->get<std::string>();
   } else {
@@ -451,23 +566,44 @@ Outcome InjectOp(Call& call) {
     held = lease->second;
   }
   const int64_t id = call.request.id;
-  return Defer(call, [db, req, fds, sql_fd, params, id, timeout_ms,
-                      held](Job& job) {
+  const ServerLimits& limits = call.limits;
+  const size_t per_value = limits.max_payload_value;
+  const size_t per_request = limits.max_payload_request;
+  PayloadBudget* budget = &call.payloads;
+  const uint64_t session = call.session.id();
+  return Defer(call, [db, req, fds, sql_fd, params, id, timeout_ms, per_value,
+                      per_request, budget, session, held](Job& job) {
     const auto read_by = Job::Clock::now() + std::chrono::seconds(30);
+    PayloadHold hold(*budget, session);
     size_t total = 0;
+    // The payloads and their memory go before the reply, so that a client
+    // that has its answer may send the next request at once.
+    auto let_go = [&] {
+      req->blobs.clear();
+      std::string().swap(req->sql);
+      const size_t held = hold.held();
+      hold.Release();
+      GiveMemoryBack(held);
+    };
     auto fail = [&](const quiesce::Error& e) {
+      let_go();
       job.Post(EncodeError(id, ToWire(e.code), e.message), true);
     };
+    // Each value within its cap and within what is left of the request's.
+    auto cap = [&] {
+      return std::min(per_value, per_request - std::min(per_request, total));
+    };
     if (sql_fd) {
-      auto r = ReadAll((*fds)[*sql_fd].get(), kMaxInjectBytes, read_by,
-                       job.cancel_flag());
+      auto r = ReadAll((*fds)[*sql_fd].get(), cap(), "the script (sql_fd)",
+                       hold, read_by, job.cancel_flag());
       if (!r.ok()) return fail(r.error());
       req->sql = std::move(r.value());
       total += req->sql.size();
     }
     for (const auto& [name, index] : params) {
-      auto r = ReadAll((*fds)[index].get(), kMaxInjectBytes - total, read_by,
-                       job.cancel_flag());
+      const std::string what = "parameter \"" + name + "\"";
+      auto r = ReadAll((*fds)[index].get(), cap(), what.c_str(), hold,
+                       read_by, job.cancel_flag());
       if (!r.ok()) return fail(r.error());
       total += r.value().size();
       req->blobs[name] = std::move(r.value());
@@ -494,6 +630,7 @@ Outcome InjectOp(Call& call) {
     auto r = Inject(*db, *req);
     if (held) held->Unacquire();
     if (!r.ok()) return fail(r.error());
+    let_go();
     const InjectResult& v = r.value();
     job.Post(EncodeOk(id, {{"db", db->id()},
                            {"committed", v.committed},

@@ -78,6 +78,8 @@ Server::Server(Context* context, ServerOptions options, Listener listener,
       options_(std::move(options)),
       listener_(std::move(listener)),
       wake_(std::move(wake)),
+      payloads_(options_.limits.max_payload_total,
+                options_.limits.max_payload_client),
       jobs_([this] { Wake(); }, kMaxJobs) {}
 
 Server::~Server() { Stop(); }
@@ -115,6 +117,7 @@ void Server::Deliver() {
       if (s->id() != d.session) continue;
       if (d.last && s->jobs_pending > 0) --s->jobs_pending;
       if (!d.line.empty() && !Queue(*s, d.line)) BeginClose(*s);
+      if (d.last) s->PruneLeases();
       break;
     }
   }
@@ -180,29 +183,23 @@ void Server::Loop() {
       if (keep && !s.watches.empty() && !s.closing_deadline) {
         keep = Pump(s);
       }
-      if (keep && !s.out.empty() &&
-          s.out.FlushTo(s.fd()) == OutputBuffer::Flush::kError) {
-        keep = false;
+      if (keep && !s.out.empty()) {
+        const size_t before = s.out.size();
+        if (s.out.FlushTo(s.fd()) == OutputBuffer::Flush::kError) {
+          keep = false;
+        } else if (s.out.size() < before) {
+          s.last_output_progress = now;
+        }
       }
-      if (s.input_closed && s.watches.empty()) BeginClose(s);
+      if (s.out.empty()) s.last_output_progress = now;
+      if (s.input_closed && s.watches.empty() && s.jobs_pending == 0) {
+        BeginClose(s);
+      }
       if (keep && s.closing_deadline &&
           (s.out.empty() || now >= *s.closing_deadline)) {
         keep = false;
       }
-      if (keep && !s.closing_deadline) {
-        if (s.partial_since &&
-            now - *s.partial_since >= options_.limits.request_timeout) {
-          keep = Queue(s, EncodeError(std::nullopt, ErrorCode::kTimeout,
-                                      "a request did not arrive whole in time"));
-          BeginClose(s);
-        } else if (s.watches.empty() && s.out.empty() &&
-                   s.jobs_pending == 0 && s.leases.empty() &&
-                   now - s.last_input >= options_.limits.idle_timeout) {
-          keep = Queue(s, EncodeError(std::nullopt, ErrorCode::kTimeout,
-                                      "idle for too long"));
-          BeginClose(s);
-        }
-      }
+      if (keep && !s.closing_deadline) keep = Expire(s, now);
       if (!keep) jobs_.CancelSession(s.id());
       it = keep ? std::next(it) : sessions_.erase(it);
     }
@@ -272,16 +269,22 @@ bool Server::Serve(Session& s, short revents) {
     return true;
   }
   for (int reads = 0; reads < kReadsPerRound && !s.closing_deadline; ++reads) {
-    const ReadResult r = ReadInto(s.fd(), &s.in, &s.fds_in,
-                                  options_.limits.max_pending_fds);
+    const size_t max_fds = options_.limits.max_pending_fds;
+    std::deque<UniqueFd> got;
+    const uint64_t read_start = s.in.received();
+    const ReadResult r =
+        ReadInto(s.fd(), &s.in, &got,
+                 max_fds > s.fds_in.size() ? max_fds - s.fds_in.size() : 0);
     if (r == ReadResult::kWouldBlock) break;
     if (r == ReadResult::kError) return false;
-    if (r == ReadResult::kData) s.last_input = Clock::now();
+    for (UniqueFd& fd : got) {
+      s.fds_in.push_back({std::move(fd), read_start, s.in.received()});
+    }
     std::string line;
     for (bool more = true; more && !s.closing_deadline;) {
       switch (s.in.Pop(&line)) {
         case LineBuffer::Next::kLine:
-          if (!HandleLine(s, line)) return false;
+          if (!HandleLine(s, line, s.in.line_end())) return false;
           break;
         case LineBuffer::Next::kTooLong:
           if (!Queue(s, EncodeError(std::nullopt, ErrorCode::kBadRequest,
@@ -298,14 +301,32 @@ bool Server::Serve(Session& s, short revents) {
           break;
       }
     }
+    // The client is done sending: its last line counts even without a
+    // newline. Answer what it sent, then close, unless it is watching
+    // (`... | socat` keeps reading a watch after its input ends).
+    if (r == ReadResult::kClosed && !s.closing_deadline) {
+      switch (s.in.PopRest(&line)) {
+        case LineBuffer::Next::kLine:
+          if (!HandleLine(s, line, s.in.line_end())) return false;
+          break;
+        case LineBuffer::Next::kTooLong:
+          if (!Queue(s, EncodeError(std::nullopt, ErrorCode::kBadRequest,
+                                    "a request is longer than " +
+                                        std::to_string(s.in.max_line()) +
+                                        " bytes"))) {
+            return false;
+          }
+          BeginClose(s);
+          break;
+        case LineBuffer::Next::kNeedMore:
+          break;
+      }
+    }
     if (s.in.HasPartial()) {
-      if (!s.partial_since) s.partial_since = s.last_input;
+      if (!s.partial_since) s.partial_since = Clock::now();
     } else {
       s.partial_since.reset();
     }
-    // The client is done sending: answer what it sent, then close, unless
-    // it is watching (`... | socat` keeps reading a watch after its input
-    // ends).
     if (r == ReadResult::kClosed) {
       s.input_closed = true;
       break;
@@ -314,32 +335,66 @@ bool Server::Serve(Session& s, short revents) {
   return true;
 }
 
-bool Server::HandleLine(Session& s, const std::string& line) {
-  if (line.empty()) return true;  // a stray newline is not a request
+// Which pending descriptors are this line's. The kernel ends a read at
+// the message that carried descriptors, so a batch that arrived in a read
+// ending at or before the line's end can only be the line's; the first
+// batch of a read that began before the line's end and went past it may be
+// the line's (sent with it and more) or the next line's.
+size_t Server::ClaimFds(Session& s, uint64_t line_end, int64_t declared,
+                        std::vector<UniqueFd>* out) {
+  size_t own = 0;
+  while (own < s.fds_in.size() && s.fds_in[own].read_end <= line_end) ++own;
+  size_t take = own;
+  if (own == 0 && declared > 0 && !s.fds_in.empty() &&
+      s.fds_in.front().read_start < line_end) {
+    const uint64_t start = s.fds_in.front().read_start;
+    const uint64_t end = s.fds_in.front().read_end;
+    while (take < s.fds_in.size() && s.fds_in[take].read_start == start &&
+           s.fds_in[take].read_end == end) {
+      ++take;
+    }
+  }
+  for (size_t k = 0; k < take; ++k) {
+    out->push_back(std::move(s.fds_in.front().fd));
+    s.fds_in.pop_front();
+  }
+  return take;
+}
+
+bool Server::HandleLine(Session& s, const std::string& line,
+                        uint64_t line_end) {
+  if (line.empty()) {
+    // A stray newline is not a request; descriptors sent with it are
+    // closed.
+    std::vector<UniqueFd> stray;
+    ClaimFds(s, line_end, 0, &stray);
+    return true;
+  }
   Request request;
   DecodeError decode_error;
   if (!DecodeRequest(line, &request, &decode_error)) {
     // Descriptors that came with an unreadable request go back at once.
-    s.fds_in.clear();
+    std::vector<UniqueFd> refused;
+    ClaimFds(s, line_end, 0, &refused);
     return Queue(s, EncodeError(decode_error.id, ErrorCode::kBadRequest,
                                 decode_error.message));
   }
-  if (static_cast<size_t>(request.fds) > s.fds_in.size()) {
-    // The descriptors travel with the line's first bytes; fewer than
-    // declared means the stream and its descriptors are out of step.
-    const bool queued = Queue(
-        s, EncodeError(request.id, ErrorCode::kBadRequest,
-                       "the request declares " + std::to_string(request.fds) +
-                           " descriptors but " +
-                           std::to_string(s.fds_in.size()) + " arrived"));
-    s.fds_in.clear();
-    BeginClose(s);
+  s.last_request = Clock::now();
+  Call call{context_, jobs_,  payloads_, options_.policy, options_.limits,
+            s,        request, {}};
+  const size_t arrived = ClaimFds(s, line_end, request.fds, &call.fds);
+  if (arrived != static_cast<size_t>(request.fds)) {
+    const std::string message =
+        "the request declares " + std::to_string(request.fds) +
+        " descriptors (\"fds\") but " + std::to_string(arrived) +
+        " arrived with it; all were closed";
+    call.fds.clear();  // closes them
+    const bool queued =
+        Queue(s, EncodeError(request.id, ErrorCode::kBadRequest, message));
+    // Fewer than declared: the rest may still be coming, the stream and
+    // its descriptors are out of step.
+    if (arrived < static_cast<size_t>(request.fds)) BeginClose(s);
     return queued;
-  }
-  Call call{context_, jobs_, options_.policy, options_.limits, s, request, {}};
-  for (int64_t k = 0; k < request.fds; ++k) {
-    call.fds.push_back(std::move(s.fds_in.front()));
-    s.fds_in.pop_front();
   }
   Outcome outcome;
   if (const Operation* op = FindOperation(request.op); op == nullptr) {
@@ -365,15 +420,34 @@ bool Server::HandleLine(Session& s, const std::string& line) {
 
 bool Server::Queue(Session& s, const std::string& bytes) {
   s.out.Append(bytes);
-  // A client that does not read its replies is not worth host memory.
-  return s.out.size() <= options_.limits.max_output;
+  return Bounded(s);
+}
+
+bool Server::Bounded(Session& s) {
+  const size_t limit = options_.limits.max_output;
+  if (s.out.size() <= limit) return true;
+  // A client that does not read its replies is not worth host memory: what
+  // it has not begun to receive goes, its reason takes its place, and the
+  // session ends (the reason has the linger to leave).
+  if (s.closing_deadline && s.out.size() > 2 * limit) return false;
+  s.out.DropUnsentLines();
+  const std::string reason = "not reading: more than " +
+                             std::to_string(limit) +
+                             " bytes of replies and events unsent";
+  for (const Watch& w : s.watches) {
+    s.out.Append(EncodeEvent(w.request_id, "dropped", {{"reason", reason}}));
+  }
+  s.watches.clear();
+  s.out.Append(EncodeError(std::nullopt, ErrorCode::kBusy, reason));
+  BeginClose(s);
+  return true;
 }
 
 bool Server::Pump(Session& s) {
   if (!PumpWatches(context_, options_.policy, options_.limits, &s)) {
     BeginClose(s);
   }
-  return s.out.size() <= options_.limits.max_output;
+  return Bounded(s);
 }
 
 void Server::BeginClose(Session& s) {
@@ -382,15 +456,64 @@ void Server::BeginClose(Session& s) {
   }
 }
 
+bool Server::Expire(Session& s, Clock::time_point now) {
+  const ServerLimits& limits = options_.limits;
+  if (s.partial_since && now - *s.partial_since >= limits.request_timeout) {
+    const bool queued =
+        Queue(s, EncodeError(std::nullopt, ErrorCode::kTimeout,
+                             "a request did not arrive whole in time"));
+    BeginClose(s);
+    return queued;
+  }
+  if (!s.out.empty() && now - s.last_output_progress >= limits.write_stall) {
+    // A client that stopped reading, whatever it asked for: its slot and
+    // its buffer go. The reason is queued for a client that reads again
+    // within the linger; the rest of its output is dropped with it.
+    const std::string reason =
+        "not reading: " + std::to_string(s.out.size()) +
+        " bytes unsent for " +
+        std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                           limits.write_stall)
+                           .count()) +
+        " ms";
+    s.out.DropUnsentLines();
+    for (const Watch& w : s.watches) {
+      s.out.Append(EncodeEvent(w.request_id, "dropped", {{"reason", reason}}));
+    }
+    if (s.watches.empty()) {
+      s.out.Append(EncodeError(std::nullopt, ErrorCode::kTimeout, reason));
+    }
+    s.watches.clear();
+    BeginClose(s);
+    return true;
+  }
+  // Idle: no request for the idle timeout. Leases do not keep a session
+  // (each ends with its own timer); a running job and a watch do.
+  if (s.watches.empty() && s.jobs_pending == 0 &&
+      now - s.last_request >= limits.idle_timeout) {
+    const bool queued = Queue(
+        s, EncodeError(std::nullopt, ErrorCode::kTimeout,
+                       "no request for " +
+                           std::to_string(limits.idle_timeout.count()) +
+                           " ms: idle for too long"));
+    BeginClose(s);
+    return queued;
+  }
+  return true;
+}
+
 Clock::time_point Server::Deadline(const Session& s) const {
   if (s.closing_deadline) return *s.closing_deadline;
+  const ServerLimits& limits = options_.limits;
   Clock::time_point deadline = Clock::time_point::max();
   if (s.partial_since) {
-    deadline = *s.partial_since + options_.limits.request_timeout;
+    deadline = *s.partial_since + limits.request_timeout;
   }
-  if (s.watches.empty() && s.out.empty() && s.jobs_pending == 0 &&
-      s.leases.empty()) {
-    deadline = std::min(deadline, s.last_input + options_.limits.idle_timeout);
+  if (!s.out.empty()) {
+    deadline = std::min(deadline, s.last_output_progress + limits.write_stall);
+  }
+  if (s.watches.empty() && s.jobs_pending == 0) {
+    deadline = std::min(deadline, s.last_request + limits.idle_timeout);
   }
   return deadline;
 }

@@ -26,6 +26,7 @@
 #include "codec.h"
 #include "context.h"
 #include "jobs.h"
+#include "payload_budget.h"
 #include "server_limits.h"
 #include "session.h"
 #include "socket_path.h"
@@ -73,8 +74,20 @@ class Server : private CommitObserver {
   void Refuse(int fd, ErrorCode code, const std::string& message);
   // Reads, answers and flushes one session; false when it must be closed.
   bool Serve(Session& session, short revents);
-  bool HandleLine(Session& session, const std::string& line);
+  // One request line, ending at stream offset line_end.
+  bool HandleLine(Session& session, const std::string& line,
+                  uint64_t line_end);
+  // Moves the descriptors that belong to the line ending at line_end into
+  // *out; returns how many.
+  size_t ClaimFds(Session& session, uint64_t line_end, int64_t declared,
+                  std::vector<UniqueFd>* out);
+  // Applies the session's timeouts (request, stalled output, idle); false
+  // when it must be closed at once.
+  bool Expire(Session& session, Clock::time_point now);
   bool Queue(Session& session, const std::string& bytes);
+  // Enforces max_output: a session over it is closed with its reason;
+  // false when it must go at once.
+  bool Bounded(Session& session);
   // Moves watched events into the session's output; false when the
   // session must be closed at once.
   bool Pump(Session& session);
@@ -95,6 +108,8 @@ class Server : private CommitObserver {
   // Hands what jobs posted to their sessions.
   void Deliver();
 
+  // Injection payloads held by jobs (before jobs_: it outlives them).
+  PayloadBudget payloads_;
   // Snapshots, holds and injections run here, off the poll thread.
   Jobs jobs_;
 

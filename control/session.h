@@ -28,6 +28,16 @@ namespace quiesce::control {
 
 using Clock = std::chrono::steady_clock;
 
+// A descriptor the client sent, not yet handed to a request. The kernel
+// delivers SCM_RIGHTS with the bytes of the sendmsg that carried them and
+// ends that read there: the descriptors belong to a line that starts at or
+// after read_start and before read_end (offsets in the session's stream).
+struct PendingFd {
+  UniqueFd fd;
+  uint64_t read_start = 0;
+  uint64_t read_end = 0;
+};
+
 // Where a watch stands in one database's event ring. Holding the
 // database lets the stream drain events committed just before the host
 // closed it.
@@ -47,7 +57,7 @@ class Session {
  public:
   Session(uint64_t id, UniqueFd fd, const PeerCreds& peer, size_t max_line,
           Clock::time_point now)
-      : in(max_line), last_input(now), id_(id), fd_(std::move(fd)),
+      : in(max_line), last_request(now), last_output_progress(now), id_(id), fd_(std::move(fd)),
         peer_(peer) {}
   ~Session();
   Session(const Session&) = delete;
@@ -64,14 +74,31 @@ class Session {
     hooks_.push_back(std::move(hook));
   }
 
+  // Drops the leases whose hold job is over (failed, revoked, released);
+  // remembers the revoked ones' ids for a late release.
+  void PruneLeases();
+
   LineBuffer in;                 // bytes received, split into requests
-  std::deque<UniqueFd> fds_in;   // descriptors received, not yet claimed
+  // Descriptors received, not yet claimed, each with where it arrived.
+  std::deque<PendingFd> fds_in;
   OutputBuffer out;              // replies and events not yet sent
   std::vector<Watch> watches;    // active watch streams
   int jobs_pending = 0;          // operations whose reply is to come
-  // Leases from "hold", by the hold request's id.
+  // Leases from "hold", by the hold request's id, while their hold job
+  // runs (draining or held). A hold that failed, was revoked, released or
+  // ended with the session leaves this map (PruneLeases): no lease outlives
+  // its job, so none keeps a Database alive.
   std::map<int64_t, std::shared_ptr<Lease>> leases;
-  Clock::time_point last_input;  // last time bytes arrived
+  // Hold ids whose lease was revoked, so that a late release answers
+  // "intact":false; the most recent kRevokedRemembered only.
+  std::deque<int64_t> revoked_holds;
+  static constexpr size_t kRevokedRemembered = 16;
+  // The last time a request (a non-empty line) arrived: idle means no
+  // request, not no bytes.
+  Clock::time_point last_request;
+  // The last time the client took bytes of its output (or the output was
+  // empty): a client that stops reading is dropped once this is too old.
+  Clock::time_point last_output_progress;
   // Since when the incomplete request in `in` has been arriving.
   std::optional<Clock::time_point> partial_since;
   // The client shut down its sending side; its watches still stream.

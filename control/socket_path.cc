@@ -13,7 +13,12 @@
 namespace quiesce::control {
 namespace {
 
-constexpr int kBacklog = 16;
+// Connections the kernel queues before the server accepts them: above the
+// server's connection cap (ServerLimits::max_connections, 64), so that a
+// burst of clients up to the cap is accepted, and the ones past it get the
+// server's "busy" line rather than a connect that hangs or fails with
+// EAGAIN.
+constexpr int kBacklog = 128;
 // How long the stale-socket probe waits for an answer.
 constexpr int kProbeTimeoutMs = 200;
 

@@ -13,10 +13,16 @@ constexpr size_t kBatch = 64;
 
 enum class Pumped { kOk, kLost };
 
-Pumped PumpCursor(const ServerLimits& limits, int64_t request_id,
-                  WatchCursor& cursor, Session* session) {
-  while (session->out.size() < limits.watch_low_water) {
-    bool lost = false;
+// Moves events of one cursor into the session's output while it holds
+// less than `room` bytes. The lap check runs first and whatever the
+// output holds: a client that reads nothing is still dropped once its
+// next event is overwritten in the ring.
+Pumped PumpCursor(size_t room, int64_t request_id, WatchCursor& cursor,
+                  Session* session) {
+  bool lost = false;
+  cursor.db->EventsAfter(cursor.seq, 0, &lost);
+  if (lost) return Pumped::kLost;
+  while (session->out.size() < room) {
     const auto events = cursor.db->EventsAfter(cursor.seq, kBatch, &lost);
     if (lost) return Pumped::kLost;
     if (events.empty()) break;
@@ -55,20 +61,34 @@ bool PumpWatches(Context* context, const AccessPolicy& policy,
     for (auto it = watch->cursors.begin(); it != watch->cursors.end();) {
       WatchCursor& cursor = it->second;
       const bool open = IsOpen(databases, cursor.db.get());
-      if (PumpCursor(limits, watch->request_id, cursor, session) ==
-          Pumped::kLost) {
+      // A closed database's last events go out now, up to the output cap,
+      // so that its cursor (and the Database it keeps) does not wait for a
+      // client that may never read again.
+      const size_t room = open ? limits.watch_low_water : limits.max_output;
+      const Pumped pumped =
+          PumpCursor(room, watch->request_id, cursor, session);
+      const bool behind =
+          !open && cursor.seq != cursor.db->last_event_seq();
+      if (pumped == Pumped::kLost || behind) {
+        // The reason goes right after what the socket already took.
+        session->out.DropUnsentLines();
         session->out.Append(EncodeEvent(
             watch->request_id, "dropped",
             json{{"db", it->first},
-                 {"reason", "fell behind: events of database " +
-                                std::to_string(it->first) +
-                                " were overwritten before this client read "
-                                "them"}}));
+                 {"reason",
+                  pumped == Pumped::kLost
+                      ? "fell behind: events of database " +
+                            std::to_string(it->first) +
+                            " were overwritten before this client read them"
+                      : "fell behind: database " + std::to_string(it->first) +
+                            " was closed with more unread events than the "
+                            "host buffers for a client"}}));
+        session->watches.clear();
         return false;
       }
       // A database the host closed ends its part of the stream once its
       // last events are out.
-      if (!open && cursor.seq == cursor.db->last_event_seq()) {
+      if (!open) {
         session->out.Append(EncodeEvent(watch->request_id, "closed",
                                         json{{"db", it->first}}));
         it = watch->cursors.erase(it);

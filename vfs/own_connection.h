@@ -30,8 +30,10 @@ struct ShimFile;
 class OwnConnection {
  public:
   // sqlite3_limit(SQLITE_LIMIT_LENGTH) and (SQL_LENGTH) on the connection:
-  // the largest value an injection can bind or build.
-  static constexpr int kMaxValueBytes = 16 << 20;
+  // the largest value, SQL text or row an injection can bind or build. A
+  // payload value of the control channel's largest (16 MiB) fits in a row
+  // with room for the row's other columns.
+  static constexpr int kMaxValueBytes = 17 << 20;
 
   static Result<std::unique_ptr<OwnConnection>> Open(Database& db);
   ~OwnConnection();

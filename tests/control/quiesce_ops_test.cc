@@ -2,6 +2,7 @@
 // capabilities, and what happens to the host when a client misbehaves
 // (disconnects mid-operation, lets its lease run out, stops reading).
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -107,8 +108,10 @@ TEST_F(QuiesceOpsTest, AClientGoneMidSnapshotReleasesItsReadMark) {
                            kTimeoutMs, &error),
               Client::Status::kOk);
     close(pipe_fds[1]);
-    // The snapshot fills the pipe and waits on it; then the client dies.
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    // The snapshot has begun once bytes reach the pipe (it then fills it
+    // and waits on it); then the client dies.
+    pollfd started{pipe_fds[0], POLLIN, 0};
+    ASSERT_EQ(poll(&started, 1, kTimeoutMs), 1) << "the snapshot never began";
   }
   // Its job is cancelled: the read mark goes, and a TRUNCATE checkpoint
   // (which needs every reader gone) succeeds.
@@ -132,12 +135,17 @@ TEST_F(QuiesceOpsTest, HoldKeepsHostWritersWaitingUntilRelease) {
             static_cast<int64_t>(std::filesystem::file_size(path_)));
   std::atomic<bool> committed{false};
   std::atomic<int> rc{-1};
-  std::thread writer([&] {
+  const uint64_t waits = Info(path_).gate.waits;
+  std::jthread writer([&] {
     Conn c(path_);
     rc = c.Exec("INSERT INTO t(v) VALUES (1)");
     committed = true;
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  // The writer has reached the gate and waits there (the event), and has
+  // not committed.
+  EXPECT_TRUE(quiesce::testing::Eventually(
+      [&] { return Info(path_).gate.waits > waits; }))
+      << "the host writer never waited at the gate";
   EXPECT_FALSE(committed.load()) << "a host writer passed a closed gate";
   const Message released = Call(*client, "release", {{"hold", *held.id}});
   ASSERT_TRUE(released.ok) << released.error_message;
@@ -203,7 +211,7 @@ TEST_F(QuiesceOpsTest, AnExclusiveHoldKeepsRollbackCommitsWaiting) {
             static_cast<int64_t>(std::filesystem::file_size(path_)));
   const uint64_t waits = Info(path_).gate.waits;
   std::atomic<int> rc{-1};
-  std::thread writer([&] { rc = host_->Exec("INSERT INTO t(v) VALUES (2)"); });
+  std::jthread writer([&] { rc = host_->Exec("INSERT INTO t(v) VALUES (2)"); });
   for (auto until = Clock::now() + std::chrono::seconds(10);
        Info(path_).gate.waits == waits && Clock::now() < until;) {
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
@@ -328,7 +336,10 @@ TEST_F(QuiesceOpsTest, AClientGoneMidInjectionAppliesNothing) {
                     "FROM c"}},
                   {}, &id, kTimeoutMs, &error),
               Client::Status::kOk);
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    // Gone once the injection runs: its gate is closed.
+    ASSERT_TRUE(quiesce::testing::Eventually(
+        [&] { return Info(path_).gate_closed; }))
+        << "the injection never began";
   }
   EXPECT_TRUE(GateOpens());
   host_->Must("INSERT INTO t(v) VALUES (1)");

@@ -74,7 +74,7 @@ Judgement Judge(const std::vector<Sample>& samples) {
   };
   const Metric metrics[] = {
       {"RSS (KiB)", [](const Sample& s) { return s.rss_kib; },
-       [](uint64_t first) { return first / 10 + 8192; }},
+       [](uint64_t first) { return first / 20 + 2048; }},
       {"open fds", [](const Sample& s) { return s.fds; },
        [](uint64_t) { return uint64_t{4}; }},
       {"threads", [](const Sample& s) { return s.threads; },
@@ -82,6 +82,45 @@ Judgement Judge(const std::vector<Sample>& samples) {
       {"WAL bytes", [](const Sample& s) { return s.wal_bytes; },
        [](uint64_t first) { return std::max<uint64_t>(first, 4u << 20); }},
   };
+  // A leak per operation: the slope of RSS over the operations done, by
+  // least squares over the last three quarters (the first is warm-up). A
+  // leak of 100 B per operation shows as ~100 B/op whatever the run's
+  // length; heap noise of a few MiB spread over tens of thousands of
+  // operations stays far below the bound.
+  {
+    double n_used = 0, sx = 0, sy = 0, sxx = 0, sxy = 0;
+    for (size_t i = quarter; i < n; ++i) {
+      const Sample& s = samples[i];
+      const double x = static_cast<double>(s.snapshots + s.injections +
+                                           s.holds);
+      const double y = static_cast<double>(s.rss_kib) * 1024.0;
+      n_used += 1;
+      sx += x;
+      sy += y;
+      sxx += x * x;
+      sxy += x * y;
+    }
+    const double denom = n_used * sxx - sx * sx;
+    const double per_op = denom > 0 ? (n_used * sxy - sx * sy) / denom : 0;
+    const auto ops = [](const Sample& s) {
+      return s.snapshots + s.injections + s.holds;
+    };
+    // Too few operations and heap noise dominates the slope: say so
+    // rather than judge (a 10-minute run makes ~30,000).
+    const bool enough = ops(samples[n - 1]) - ops(samples[quarter]) >=
+                        kMinOpsToJudgePerOp;
+    const bool ok = !enough || per_op <= kMaxRssBytesPerOp;
+    j.bounded = j.bounded && ok;
+    char line[200];
+    std::snprintf(line, sizeof(line),
+                  "| RSS growth per operation (B, last 3/4) | | %.1f | %.0f | "
+                  "%s |",
+                  per_op, kMaxRssBytesPerOp,
+                  !enough ? "too few operations to judge"
+                  : ok    ? "bounded"
+                          : "GROWS");
+    j.lines.push_back(line);
+  }
   for (const Metric& m : metrics) {
     const uint64_t first = MaxOf(samples, 0, quarter, m.get);
     const uint64_t last = MaxOf(samples, n - quarter, n, m.get);

@@ -26,6 +26,13 @@ struct Sample {
 // False when the process is gone.
 bool Probe(pid_t pid, const std::string& wal_path, Sample* out);
 
+// The most RSS the host may gain per client operation over the run (the
+// slope, see Judge): half the ~100 B/op leak the soak must catch.
+inline constexpr double kMaxRssBytesPerOp = 50;
+// Operations (over the last three quarters) below which the slope is
+// reported, not judged.
+inline constexpr uint64_t kMinOpsToJudgePerOp = 20000;
+
 struct Judgement {
   bool bounded = true;
   std::vector<std::string> lines;  // one per metric: first vs last quarter
@@ -33,7 +40,9 @@ struct Judgement {
 
 // Compares the largest value of each metric in the last quarter of the
 // samples with the largest in the first quarter, within an allowance for
-// noise (see probe.cc). Needs at least 8 samples.
+// noise (see probe.cc), and bounds RSS growth per client operation (the
+// least-squares slope over the last three quarters). Needs at least 8
+// samples.
 Judgement Judge(const std::vector<Sample>& samples);
 
 }  // namespace quiesce::soak
