@@ -6,6 +6,8 @@
 #include <cstring>
 #include <string_view>
 
+#include "pragma_status.h"
+
 namespace quiesce {
 
 namespace {
@@ -276,7 +278,11 @@ int ShimFileControl(sqlite3_file* file, int op, void* arg) {
   ShimFile* f = Shim(file);
   sqlite3_file* real = f->real();
   if (op == SQLITE_FCNTL_PRAGMA && f->kind == FileKind::kMainDb) {
-    ObservePragma(f, static_cast<char**>(arg));
+    char** args = static_cast<char**>(arg);
+    if (IsStatusPragma(args[1])) {
+      return AnswerStatusPragma(*f->db, f->context->api(), args);
+    }
+    ObservePragma(f, args);
   }
   int rc = real->pMethods->xFileControl(real, op, arg);
   if (op == SQLITE_FCNTL_VFSNAME && rc == SQLITE_OK) {
