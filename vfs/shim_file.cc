@@ -2,13 +2,14 @@
 // WAL and journal handles also feed the database's lock table and commit
 // tracking. Nothing here opens or closes a file behind the base VFS's back.
 #include "shim_file.h"
-#include "untracked.h"
 
 #include <cstring>
 #include <new>
 #include <string_view>
 
 #include "ascii.h"
+#include "pragma_status.h"
+#include "untracked.h"
 
 namespace quiesce {
 
@@ -272,7 +273,11 @@ int ShimFileControl(sqlite3_file* file, int op, void* arg) {
   ShimFile* f = Shim(file);
   sqlite3_file* real = f->real();
   if (op == SQLITE_FCNTL_PRAGMA && f->kind == FileKind::kMainDb) {
-    ObservePragma(f, static_cast<char**>(arg));
+    char** args = static_cast<char**>(arg);
+    if (IsStatusPragma(args[1])) {
+      return AnswerStatusPragma(*f->db, f->context->api(), args);
+    }
+    ObservePragma(f, args);
   }
   int rc = real->pMethods->xFileControl(real, op, arg);
   if (op == SQLITE_FCNTL_VFSNAME && rc == SQLITE_OK) {

@@ -61,10 +61,22 @@ std::optional<std::string> NewBodyId() {
   std::string& b = *random;
   b[6] = static_cast<char>((b[6] & 0x0F) | 0x40);  // version 4
   b[8] = static_cast<char>((b[8] & 0x3F) | 0x80);  // RFC 4122 variant
-  std::string hex = HexEncode(b);
-  return "{" + hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" +
-         hex.substr(12, 4) + "-" + hex.substr(16, 4) + "-" + hex.substr(20) +
-         "}";
+  const std::string hex = HexEncode(b);
+  // Appended group by group into one reserved string: a chain of
+  // `"{" + std::string&&` makes GCC 12 at -O2+ report a false -Wrestrict
+  // on the inlined insert (issue #17), and it allocates five times.
+  std::string id;
+  id.reserve(hex.size() + 6);
+  id.push_back('{');
+  static constexpr size_t kGroupEnds[] = {8, 12, 16, 20, 32};
+  size_t begin = 0;
+  for (size_t end : kGroupEnds) {
+    if (begin != 0) id.push_back('-');
+    id.append(hex, begin, end - begin);
+    begin = end;
+  }
+  id.push_back('}');
+  return id;
 }
 
 std::optional<std::string> Utf16LeToUtf8(std::string_view utf16le) {

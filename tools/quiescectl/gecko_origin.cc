@@ -63,8 +63,10 @@ std::optional<GeckoOrigin> ParseOrigin(std::string_view url) {
     port = {};
   }
   GeckoOrigin o;
-  o.origin = scheme + "://" + Lower(host);
-  if (!port.empty()) o.origin += ":" + std::string(port);
+  // Appended piece by piece: `scheme + "://" + ...` makes GCC 12 at -O2+
+  // report a false -Wrestrict (issue #17).
+  o.origin.append(scheme).append("://").append(Lower(host));
+  if (!port.empty()) o.origin.append(":").append(port);
   o.directory = Sanitise(o.origin);
   return o;
 }

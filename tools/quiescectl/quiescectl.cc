@@ -16,6 +16,7 @@
 #include "bundle_commands.h"
 #include "client.h"
 #include "exit_codes.h"
+#include "man_page.h"
 #include "operations.h"
 #include "socket_choice.h"
 #include "tables.h"
@@ -40,6 +41,7 @@ struct Options {
   bool force = false;    // snapshot --force: replace FILE
   long lease_ms = 0;     // hold --lease-ms (0: the host's limit)
   std::vector<std::string> child;  // hold -- COMMAND...
+  bool man = false;      // help --man: roff instead of text
   InjectFiles inject;    // inject's --param, --attach, --dry-run, ...
 };
 
@@ -142,6 +144,41 @@ const Command* FindCommand(const std::string& name) {
   return nullptr;
 }
 
+// The global options, exit codes and environment: --help prints them and
+// so does the man page (help --man), from these tables.
+const ManItem kGlobalOptions[] = {
+    {"--socket PATH",
+     "the host's control socket (a path, or @name for an\n"
+     "abstract socket); else $QUIESCE_SOCKET; else the only\n"
+     "socket in $XDG_RUNTIME_DIR/quiesce or /tmp/quiesce-UID"},
+    {"--json", "print the host's replies as JSON, for scripts"},
+    {"--help", "print this help (help COMMAND: one command's)"},
+    {"--version", "print the version"},
+};
+const ManItem kExitCodes[] = {
+    {"0", "ok"},
+    {"1", "failure"},
+    {"2", "usage (a bad command line)"},
+    {"3", "host unreachable (no host answers at the socket)"},
+    {"4", "refused (forbidden, not found, unsupported)"},
+    {"5", "busy or timed out (try again later)"},
+};
+const ManItem kEnvironment[] = {
+    {"QUIESCE_SOCKET", "the host's control socket, when --socket is not given"},
+    {"XDG_RUNTIME_DIR",
+     "where hosts put their sockets by default\n"
+     "($XDG_RUNTIME_DIR/quiesce/PID.sock)"},
+};
+
+// "a\nb" as "a\n<indent>b".
+void PrintIndented(const char* text, int indent, FILE* out) {
+  for (const char* p = text; *p; ++p) {
+    std::fputc(*p, out);
+    if (*p == '\n') std::fprintf(out, "%*s", indent, "");
+  }
+  std::fputc('\n', out);
+}
+
 void Usage(FILE* out) {
   std::fprintf(out,
       "usage: quiescectl [--socket PATH] [--json] COMMAND [ARGS]\n"
@@ -150,14 +187,12 @@ void Usage(FILE* out) {
       "\n"
       "commands:\n");
   for (const Command& c : kCommands) std::fprintf(out, "  %s\n", c.synopsis);
+  std::fprintf(out, "\noptions:\n");
+  for (const ManItem& o : kGlobalOptions) {
+    std::fprintf(out, "  %-14s ", o.label);
+    PrintIndented(o.text, 17, out);
+  }
   std::fprintf(out,
-      "\n"
-      "options:\n"
-      "  --socket PATH  the host's control socket (a path, or @name for an\n"
-      "                 abstract socket); else $QUIESCE_SOCKET; else the only\n"
-      "                 socket in $XDG_RUNTIME_DIR/quiesce or /tmp/quiesce-UID\n"
-      "  --json         print the host's replies as JSON, for scripts\n"
-      "  --version      print the version\n"
       "\n"
       "examples:\n"
       "  quiescectl list\n"
@@ -165,8 +200,36 @@ void Usage(FILE* out) {
       "  quiescectl watch --count 5\n"
       "  quiescectl help status\n"
       "\n"
-      "exit codes: 0 ok, 1 failure, 2 usage, 3 host unreachable,\n"
-      "4 refused (forbidden, not found, unsupported), 5 busy or timed out\n");
+      "exit codes:\n");
+  for (const ManItem& e : kExitCodes) {
+    std::fprintf(out, "  %s  %s\n", e.label, e.text);
+  }
+  std::fprintf(out, "\nenvironment:\n");
+  for (const ManItem& e : kEnvironment) {
+    std::fprintf(out, "  %-16s ", e.label);
+    PrintIndented(e.text, 19, out);
+  }
+}
+
+int PrintMan(const std::string& section) {
+  if (section == "1") {
+    std::vector<ManCommand> commands;
+    for (const Command& c : kCommands) {
+      commands.push_back({c.name, c.synopsis, c.help});
+    }
+    PrintQuiescectlMan(
+        {QUIESCE_VERSION,
+         "talk to a host process that runs the quiesce SQLite shim", commands,
+         kGlobalOptions, kExitCodes, kEnvironment},
+        stdout);
+  } else if (section == "7") {
+    PrintShimMan(QUIESCE_VERSION, stdout);
+  } else {
+    std::fprintf(stderr, "quiescectl: help --man takes 1 (quiescectl) or 7 "
+                         "(quiesce)\n");
+    return kExitUsage;
+  }
+  return kExitOk;
 }
 
 int UsageError(const std::string& message) {
@@ -467,6 +530,8 @@ int Bundle(const Options& opt) {
 }
 
 int Help(const Options& opt) {
+  // Hidden: the man pages, written from the tables --help uses.
+  if (opt.man) return PrintMan(opt.args.empty() ? "1" : opt.args[0]);
   if (opt.args.empty()) {
     Usage(stdout);
     return kExitOk;
@@ -503,7 +568,8 @@ int Main(int argc, char** argv) {
       Usage(stdout);
       return kExitOk;
     } else if (a == "--version") {
-      std::printf("quiescectl 0.1.0 (mimalloc %d)\n", mi_version());
+      std::printf("quiescectl %s (mimalloc %d)\n", QUIESCE_VERSION,
+                  mi_version());
       return kExitOk;
     } else if (a == "--count") {
       if (!value(&v) || !ParseNumber(v, &number) || number < 1) {
@@ -544,6 +610,8 @@ int Main(int argc, char** argv) {
       opt.inject.dry_run = true;
     } else if (a == "--readers-may-proceed") {
       opt.inject.readers_may_proceed = true;
+    } else if (a == "--man") {
+      opt.man = true;
     } else if (a == "--") {
       for (++i; i < argc; ++i) opt.child.push_back(argv[i]);
     } else if (a.size() > 1 && a[0] == '-' && a != "-") {
@@ -563,6 +631,9 @@ int Main(int argc, char** argv) {
   }
   const Command* c = FindCommand(opt.command);
   if (c == nullptr) return UsageError("no command '" + opt.command + "'");
+  if (opt.man && opt.command != "help") {
+    return UsageError("--man belongs to help");
+  }
   if ((opt.count || opt.timeout_s) && opt.command != "watch") {
     return UsageError("--count and --timeout belong to watch");
   }

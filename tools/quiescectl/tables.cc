@@ -61,7 +61,8 @@ std::string Names(const json& list) {
   if (!list.is_array()) return "-";
   for (const auto& n : list) {
     if (!n.is_string()) continue;
-    out += (out.empty() ? "" : ",") + n.get<std::string>();
+    if (!out.empty()) out += ',';
+    out += n.get_ref<const std::string&>();
   }
   return out.empty() ? "-" : out;
 }
