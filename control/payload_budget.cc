@@ -13,7 +13,7 @@ std::string PayloadBudget::Take(uint64_t session, size_t bytes) {
   MutexLock lock(&mu_);
   size_t& mine = by_session_[session];
   if (mine + bytes > per_client_) {
-    const std::string why = "this connection's injections would hold " +
+    std::string why = "this connection's injections would hold " +
                             MiB(mine + bytes) + " of payloads, over the " +
                             MiB(per_client_) +
                             " a client may have read at once; wait for "
@@ -22,7 +22,7 @@ std::string PayloadBudget::Take(uint64_t session, size_t bytes) {
     return why;
   }
   if (used_ + bytes > total_) {
-    const std::string why =
+    std::string why =
         "the host holds " + MiB(used_) +
         " of other injections' payloads and takes at most " + MiB(total_) +
         " in total; try again when they are done";
