@@ -29,7 +29,6 @@ uint32_t Big32(const void* p) {
   return wal::LoadBig32(static_cast<const unsigned char*>(p));
 }
 
-
 uint32_t DecodePageSize(const unsigned char* p) {
   const uint32_t v = (uint32_t{p[0]} << 8) | p[1];
   return v == 1 ? 65536u : v;
