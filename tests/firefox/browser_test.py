@@ -358,6 +358,11 @@ def run_reader(args, workdir, server, closed, bundle):
 CRASH_NAME = "quiesce-crashed"
 
 
+# Arguments every `bundle inject` of this test adds (tests/flap's wrapper
+# adds --trust for its .flap bundles).
+INJECT_EXTRA_ARGS = []
+
+
 def run_crash(args, workdir, server, closed, bundle, point="moved"):
     """A third profile: its page reads while `bundle inject` runs; the
     browser is killed (kill -9 of the parent) when inject has moved the
@@ -383,7 +388,8 @@ def run_crash(args, workdir, server, closed, bundle, point="moved"):
         env = dict(os.environ, QUIESCECTL_TEST_PAUSE=f"{point}:{pause}")
         inject = subprocess.Popen(
             [run.quiescectl, "--socket", run.socket_path, "--json", "bundle",
-             "inject", bundle["path"], "--rename", CRASH_NAME],
+             "inject", bundle["path"], "--rename", CRASH_NAME]
+            + INJECT_EXTRA_ARGS,
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while not os.path.exists(pause) and time.monotonic() < deadline \

@@ -65,6 +65,7 @@ def bundle_meta(path):
 
 bundle_cli.run_json = run_json
 bundle_cli.bundle_meta = bundle_meta
+browser_test.INJECT_EXTRA_ARGS = ["--trust", ROOT]
 
 if __name__ == "__main__":
     sys.exit(browser_test.main())

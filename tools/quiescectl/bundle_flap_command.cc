@@ -5,14 +5,13 @@
 // BundlePack's snapshot-and-retry loop with PackFlap.
 #include <stdlib.h>
 
-#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
-#include <thread>
 
 #include "bundle_command_parts.h"
 #include "bundle_live.h"
+#include "bundle_point.h"
 #include "cache_bundle.h"
 #include "exit_codes.h"
 #include "flap.h"
@@ -20,8 +19,6 @@
 
 namespace quiesce::ctl {
 namespace {
-
-constexpr int kSnapshotAttempts = 3;
 
 bool ReadText(const std::string& path, std::string* out) {
   std::ifstream in(path, std::ios::binary);
@@ -246,11 +243,9 @@ int BundleInjectFlap(const BundleArgs& args) {
 }
 
 int BundlePackFlap(const BundleArgs& args) {
-  const auto origin = ParseOrigin(args.origin);
-  if (!origin) {
-    return ReportFailure(
-        {kExitUsage, "--origin needs an http(s) origin or URL"});
-  }
+  std::string error;
+  const auto candidates = OriginCandidates(args.origin, &error);
+  if (candidates.empty()) return ReportFailure({kExitUsage, error});
   if (Failure f; !OutputAllowed(args.output, args.force, &f)) {
     return ReportFailure(f);
   }
@@ -265,81 +260,83 @@ int BundlePackFlap(const BundleArgs& args) {
   options.keep_credential_headers = args.keep_credentials;
   options.user_version = args.flap_version;
   Failure failure;
-  auto live = LiveOrigin::Find(args.socket, *origin, args.profile, &failure);
+  auto live = LiveOrigin::Find(args.socket, candidates, args.profile, &failure);
   if (!live) return ReportFailure(failure);
+  const GeckoOrigin* origin = &live->origin();
+  // Rows and bodies at one quiescent point, as `bundle pack` takes them
+  // (bundle_point.h): a body the page deletes later stays readable
+  // through its pin.
+  auto point = PackPoint::Take(*live, &failure);
+  if (!point) return ReportFailure(failure);
   std::optional<bundle::MissingBody> missing;
   options.on_missing_body = [&missing](const bundle::MissingBody& m) {
     missing = m;
     return false;
   };
-  for (int attempt = 1; attempt <= kSnapshotAttempts; ++attempt) {
-    missing.reset();
-    auto image = live->Snapshot(SnapshotProgress(), &failure);
-    if (!image) return ReportFailure(failure);
-    auto packed =
-        bundle::flap::PackFlap(image->db(), live->cache_dir(), origin->origin,
-                               args.cache, options, args.output);
-    if (packed.ok()) {
-      if (args.json) {
-        PrintJson({{"file", args.output},
-                   {"format", "flap"},
-                   {"origin", origin->origin},
-                   {"cache", args.cache},
-                   {"entries", packed->entry_count},
-                   {"body_bytes", packed->body_bytes},
-                   {"schema_version", packed->schema_version},
-                   {"written_schema", bundle::flap::kAppelflapSchema},
-                   {"dropped", packed->dropped},
-                   {"reframed_bodies", packed->reframed_bodies},
-                   {"generation", image->generation()},
-                   {"snapshots", attempt},
-                   {"credentials_kept", args.keep_credentials},
-                   {"final_digest", packed->final_digest}});
-      } else {
-        std::printf("%s: .flap of cache \"%s\" of %s, %lld entries, %s of "
-                    "bodies, from schema %lld as Appelflap's %lld, as of "
-                    "generation %llu\n",
-                    args.output.c_str(), args.cache.c_str(),
-                    origin->origin.c_str(),
-                    static_cast<long long>(packed->entry_count),
-                    HumanBytes(packed->body_bytes).c_str(),
-                    static_cast<long long>(packed->schema_version),
-                    static_cast<long long>(bundle::flap::kAppelflapSchema),
-                    static_cast<unsigned long long>(image->generation()));
-        if (!packed->dropped.empty()) {
-          std::string d;
-          for (const std::string& c : packed->dropped) {
-            d += (d.empty() ? "" : ", ") + c;
-          }
-          std::printf("  not carried (Appelflap's schema 28 lacks them): "
-                      "%s\n",
-                      d.c_str());
-        }
-        if (packed->reframed_bodies > 0) {
-          std::printf("  %lld bodies rewritten as compressed Snappy chunks "
-                      "(Gecko's reader takes no other)\n",
-                      static_cast<long long>(packed->reframed_bodies));
-        }
-      }
-      return kExitOk;
+  auto packed =
+      bundle::flap::PackFlap(point->image().db(), point->pins(),
+                             origin->origin, args.cache, options, args.output);
+  if (!packed.ok()) {
+    if (missing) {
+      // Cannot happen with pins: every referenced body was linked.
+      return ReportFailure(
+          {kExitFailure, "the pinned body " + missing->path.string() +
+                             " of " + missing->request_url +
+                             " is missing: " + packed.status().ToString()});
     }
-    if (!missing) {
-      if (packed.status().code() == absl::StatusCode::kNotFound) {
-        return ReportFailure({kExitRefused, "no cache \"" + args.cache +
-                                                "\" in " + origin->origin});
-      }
-      return ReportStatus(packed.status(), "pack");
+    if (packed.status().code() == absl::StatusCode::kNotFound) {
+      return ReportFailure({kExitRefused, "no cache \"" + args.cache +
+                                              "\" in " + origin->origin});
     }
-    Note("a body of " + missing->request_url +
-         " disappeared after the snapshot: packing again from a fresh one");
-    std::this_thread::sleep_for(std::chrono::milliseconds(100 * attempt));
+    return ReportStatus(packed.status(), "pack");
   }
-  return ReportFailure(
-      {kExitBusy, "the body file " + missing->path.string() + " of " +
-                      missing->request_url + " was gone after each of " +
-                      std::to_string(kSnapshotAttempts) +
-                      " snapshots; try again when the page is idle. Nothing "
-                      "was written."});
+  if (args.json) {
+    PrintJson({{"file", args.output},
+               {"format", "flap"},
+               {"origin", origin->origin},
+               {"cache", args.cache},
+               {"entries", packed->entry_count},
+               {"body_bytes", packed->body_bytes},
+               {"schema_version", packed->schema_version},
+               {"written_schema", bundle::flap::kAppelflapSchema},
+               {"dropped", packed->dropped},
+               {"reframed_bodies", packed->reframed_bodies},
+               {"generation", point->image().generation()},
+               {"point",
+                {{"held", point->held()},
+                 {"held_ms", point->held_ms()},
+                 {"drain_ms", point->drain_ms()},
+                 {"snapshot_ms", point->snapshot_ms()},
+                 {"pin_ms", point->pin_ms()},
+                 {"bodies_pinned", point->bodies_pinned()},
+                 {"attempts", point->attempts()}}},
+               {"credentials_kept", args.keep_credentials},
+               {"final_digest", packed->final_digest}});
+    return kExitOk;
+  }
+  std::printf("%s: .flap of cache \"%s\" of %s, %lld entries, %s of "
+              "bodies, from schema %lld as Appelflap's %lld, as of "
+              "generation %llu\n",
+              args.output.c_str(), args.cache.c_str(), origin->origin.c_str(),
+              static_cast<long long>(packed->entry_count),
+              HumanBytes(packed->body_bytes).c_str(),
+              static_cast<long long>(packed->schema_version),
+              static_cast<long long>(bundle::flap::kAppelflapSchema),
+              static_cast<unsigned long long>(point->image().generation()));
+  if (!packed->dropped.empty()) {
+    std::string d;
+    for (const std::string& c : packed->dropped) {
+      d += (d.empty() ? "" : ", ") + c;
+    }
+    std::printf("  not carried (Appelflap's schema 28 lacks them): %s\n",
+                d.c_str());
+  }
+  if (packed->reframed_bodies > 0) {
+    std::printf("  %lld bodies rewritten as compressed Snappy chunks "
+                "(Gecko's reader takes no other)\n",
+                static_cast<long long>(packed->reframed_bodies));
+  }
+  return kExitOk;
 }
 
 }  // namespace quiesce::ctl
