@@ -65,12 +65,13 @@ std::vector<OpenFd> RegularFds() {
     char* end = nullptr;
     const long fd = std::strtol(e->d_name, &end, 10);
     if (end == e->d_name || *end != '\0' || fd == own) continue;
-    struct stat st;
-    if (fstat(static_cast<int>(fd), &st) != 0 || !S_ISREG(st.st_mode)) {
-      continue;
-    }
-    char target[4096];
+    // stat through the /proc link, not fstat on the descriptor: it belongs
+    // to another thread, which may close it meanwhile (then the link is
+    // gone, or names whatever reused the number: harmless here).
     const std::string link = std::string("/proc/self/fd/") + e->d_name;
+    struct stat st;
+    if (stat(link.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    char target[4096];
     const ssize_t n = readlink(link.c_str(), target, sizeof(target) - 1);
     if (n <= 0) continue;
     out.push_back({static_cast<int>(fd), std::string(target, size_t(n)),
