@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "config.h"
+#include "errno_text.h"
 #include "mutex.h"
 #include "process_role.h"
 #include "quiesce/quiesce.h"
@@ -129,7 +130,7 @@ void AttachNow(const std::string& fifo) {
 void StartAttachTrigger(const std::string& fifo) {
   if (mkfifo(fifo.c_str(), 0600) != 0 && errno != EEXIST) {
     Report("late mode: cannot make the FIFO " + fifo + ": " +
-           std::strerror(errno));
+           ErrnoText(errno));
     return;
   }
   std::thread([fifo] {
