@@ -241,8 +241,9 @@ __attribute__((visibility("default"))) int quiesce_attach(
     }
     AttachState state = Attach(c);
     Report(state, /*already=*/false, report);
-    if (state.done) g_attach = std::move(state);
-    return g_attach.done ? g_attach.result : state.result;
+    const int result = state.result;
+    if (state.done) g_attach = std::move(state);  // a failed attach may retry
+    return result;
   } catch (...) {
     return SQLITE_NOMEM;
   }
