@@ -61,6 +61,9 @@ std::vector<OpenFd> RegularFds() {
   DIR* dir = opendir("/proc/self/fd");
   if (dir == nullptr) return out;
   const int own = dirfd(dir);
+  // The stream is this call's own: glibc's readdir is safe per stream
+  // (readdir_r is deprecated).
+  // NOLINTNEXTLINE(concurrency-mt-unsafe)
   while (dirent* e = readdir(dir)) {
     char* end = nullptr;
     const long fd = std::strtol(e->d_name, &end, 10);
