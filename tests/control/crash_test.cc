@@ -9,6 +9,10 @@
 // F_GETLK (which takes nothing) and kills only while it has been held
 // continuously for far longer than any host transaction of hostsim, and is
 // still held at the probe just before the kill.
+//
+// The kill points are fractions of the injection's own length, measured by
+// a dry run of the same script on the same host just before: a fixed delay
+// missed on a machine fast enough to finish the injection before it.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
@@ -85,12 +89,22 @@ std::unique_ptr<Client> ConnectWhenServing(const std::string& sock,
   return nullptr;
 }
 
+std::string InjectScript() {
+  return "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c "
+         "WHERE x < " +
+         std::to_string(kRows) +
+         ") INSERT INTO t(v) SELECT 'injected' FROM c";
+}
+
 TEST(Crash, KillMidInjectionLeavesAllOrNothing) {
   int absent = 0, present = 0;
   // How long the write lock stays held before it counts as the
   // injection's: hostsim's own transactions take a few milliseconds.
   constexpr auto kHeldLongEnough = std::chrono::milliseconds(40);
-  for (int delay_ms : {0, 10, 50, 120, 250}) {
+  // Where in the injection each kill lands, as a fraction of the time a dry
+  // run held the gate closed; well short of 1 so that run-to-run variation
+  // does not let the injection finish first.
+  for (double fraction : {0.0, 0.15, 0.3, 0.45, 0.6}) {
     TempDir dir;
     const std::string sock = dir.File("h.sock");
     const std::string db = dir.File("serve-wal.db");
@@ -100,16 +114,25 @@ TEST(Crash, KillMidInjectionLeavesAllOrNothing) {
     ASSERT_NE(client, nullptr) << "the host did not start serving";
     const int shm = open((db + "-shm").c_str(), O_RDONLY | O_CLOEXEC);
     ASSERT_GE(shm, 0) << "no -shm: is the database in WAL mode?";
-    int64_t id;
     std::string error;
-    ASSERT_EQ(client->Send("inject",
-                           {{"db", db},
-                            {"sql", "WITH RECURSIVE c(x) AS (SELECT 1 UNION "
-                                    "ALL SELECT x+1 FROM c WHERE x < " +
-                                        std::to_string(kRows) +
-                                        ") INSERT INTO t(v) SELECT "
-                                        "'injected' FROM c"}},
-                           {}, &id, 2000, &error),
+    Message dry;
+    ASSERT_EQ(client->Call("inject",
+                           {{"db", db}, {"sql", InjectScript()},
+                            {"dry_run", true}},
+                           &dry, 30000, &error),
+              Client::Status::kOk)
+        << error;
+    ASSERT_TRUE(dry.ok) << dry.error_message;
+    const auto length = std::chrono::microseconds(static_cast<int64_t>(
+        dry.result.value("gate_closed_ms", 0.0) * 1000));
+    ASSERT_GT(length, 2 * kHeldLongEnough)
+        << "the injection is too short to kill inside";
+    const auto kill_after =
+        kHeldLongEnough + std::chrono::duration_cast<std::chrono::microseconds>(
+                              (length - kHeldLongEnough) * fraction);
+    int64_t id;
+    ASSERT_EQ(client->Send("inject", {{"db", db}, {"sql", InjectScript()}}, {},
+                           &id, 2000, &error),
               Client::Status::kOk);
     // Wait (bounded) for the lock to be held continuously long enough,
     // then for the delay, probing all along; the kill follows a probe that
@@ -123,8 +146,7 @@ TEST(Crash, KillMidInjectionLeavesAllOrNothing) {
         held_since.reset();
       } else if (!held_since) {
         held_since = now;
-      } else if (now - *held_since >=
-                 kHeldLongEnough + std::chrono::milliseconds(delay_ms)) {
+      } else if (now - *held_since >= kill_after) {
         inside = true;
         break;
       }
@@ -134,13 +156,14 @@ TEST(Crash, KillMidInjectionLeavesAllOrNothing) {
     waitpid(host, nullptr, 0);
     close(shm);
     client.reset();
-    EXPECT_TRUE(inside) << "the kill after " << delay_ms
-                        << " ms did not land inside the injection";
+    EXPECT_TRUE(inside) << "the kill at " << fraction << " of "
+                        << length.count() << " us did not land inside the "
+                        << "injection";
 
     Conn after(db, "unix");  // recovery runs here
-    EXPECT_EQ(after.Text("PRAGMA integrity_check"), "ok") << delay_ms;
+    EXPECT_EQ(after.Text("PRAGMA integrity_check"), "ok") << fraction;
     const int64_t n = after.Int("SELECT count(*) FROM t WHERE v = 'injected'");
-    EXPECT_TRUE(n == 0 || n == kRows) << n << " rows after " << delay_ms << " ms";
+    EXPECT_TRUE(n == 0 || n == kRows) << n << " rows after a kill at " << fraction;
     (n == 0 ? absent : present)++;
   }
   // Which outcome each kill produced depends on timing (a kill after the
