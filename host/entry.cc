@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "../control/server.h"
+#include "server.h"
 #include "attach_sqlite.h"
 #include "config.h"
 #include "context.h"
