@@ -1,18 +1,12 @@
 #include "codec.h"
 
 #include <algorithm>
-#include <array>
 #include <set>
 #include <vector>
 #include <exception>
 
 namespace quiesce::control {
 namespace {
-
-constexpr std::array<const char*, 10> kErrorNames = {
-    "bad_request", "unknown_op",  "not_found", "forbidden", "busy",
-    "timeout",     "unsupported", "io_error",  "sql_error", "internal",
-};
 
 // The deepest nesting of arrays and objects in `text`, counted outside
 // strings; stops counting past kMaxDepth.
@@ -72,17 +66,6 @@ std::string InternalErrorLine(std::optional<int64_t> id) {
 }
 
 }  // namespace
-
-const char* ErrorCodeName(ErrorCode code) {
-  return kErrorNames[static_cast<size_t>(code)];
-}
-
-std::optional<ErrorCode> ErrorCodeFromName(std::string_view name) {
-  for (size_t i = 0; i < kErrorNames.size(); ++i) {
-    if (name == kErrorNames[i]) return static_cast<ErrorCode>(i);
-  }
-  return std::nullopt;
-}
 
 bool DecodeRequest(std::string_view line, Request* out, DecodeError* error) {
   try {

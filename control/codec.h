@@ -21,6 +21,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "result.h"
+
 namespace quiesce::control {
 
 using nlohmann::json;
@@ -37,20 +39,11 @@ inline constexpr int64_t kMaxRequestFds = 8;
 // JavaScript or Python may produce them).
 inline constexpr int64_t kMaxId = (int64_t{1} << 53);
 
-enum class ErrorCode {
-  kBadRequest,
-  kUnknownOp,
-  kNotFound,
-  kForbidden,
-  kBusy,
-  kTimeout,
-  kUnsupported,
-  kIoError,
-  kSqlError,
-  kInternal,
-};
-const char* ErrorCodeName(ErrorCode code);
-std::optional<ErrorCode> ErrorCodeFromName(std::string_view name);
+// Error codes are host code's own (vfs/result.h): one enum, one list of
+// names, no conversion at the wire.
+using quiesce::ErrorCode;
+using quiesce::ErrorCodeFromName;
+using quiesce::ErrorCodeName;
 
 struct Request {
   int64_t id = 0;

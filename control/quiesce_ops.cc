@@ -31,21 +31,6 @@ using std::chrono::milliseconds;
 constexpr int64_t kDefaultSnapshotMs = 10 * 60 * 1000;
 constexpr int64_t kMaxSnapshotMs = 60 * 60 * 1000;
 
-ErrorCode ToWire(quiesce::ErrorCode code) {
-  switch (code) {
-    case quiesce::ErrorCode::kBadRequest: return ErrorCode::kBadRequest;
-    case quiesce::ErrorCode::kNotFound: return ErrorCode::kNotFound;
-    case quiesce::ErrorCode::kForbidden: return ErrorCode::kForbidden;
-    case quiesce::ErrorCode::kBusy: return ErrorCode::kBusy;
-    case quiesce::ErrorCode::kTimeout: return ErrorCode::kTimeout;
-    case quiesce::ErrorCode::kUnsupported: return ErrorCode::kUnsupported;
-    case quiesce::ErrorCode::kIoError: return ErrorCode::kIoError;
-    case quiesce::ErrorCode::kSqlError: return ErrorCode::kSqlError;
-    case quiesce::ErrorCode::kInternal: return ErrorCode::kInternal;
-  }
-  return ErrorCode::kInternal;
-}
-
 // An optional integer argument within [lo, hi]; false (with *error) when
 // present and not such an integer.
 bool IntArg(const Call& call, const char* name, int64_t lo, int64_t hi,
@@ -125,7 +110,7 @@ class PayloadHold {
   quiesce::Result<quiesce::Ok> Take(size_t bytes) {
     std::string why = budget_.Take(session_, bytes);
     if (!why.empty()) {
-      return quiesce::Error{quiesce::ErrorCode::kBusy, std::move(why)};
+      return Error{ErrorCode::kBusy, std::move(why)};
     }
     held_ += bytes;
     return quiesce::Ok{};
@@ -160,15 +145,15 @@ quiesce::Result<std::string> ReadAll(int fd, size_t cap, const char* what,
   const NonBlocking nonblocking(fd);
   if (nonblocking.flags() < 0 ||
       (nonblocking.flags() & O_ACCMODE) == O_WRONLY) {
-    return quiesce::Error{quiesce::ErrorCode::kBadRequest,
+    return Error{ErrorCode::kBadRequest,
                           "a descriptor to read from is not readable"};
   }
   if (auto r = CheckCannotBlock(fd, "a descriptor to read from"); !r.ok()) {
     return r.error();
   }
   auto too_big = [&] {
-    return quiesce::Error{
-        quiesce::ErrorCode::kBadRequest,
+    return Error{
+        ErrorCode::kBadRequest,
         std::string(what) + " is larger than the " + MiBText(cap) +
             " the host reads of it (docs/protocol.md, Limits)"};
   };
@@ -220,18 +205,18 @@ quiesce::Result<std::string> ReadAll(int fd, size_t cap, const char* what,
     if (n == 0) break;
     if (errno == EINTR) continue;
     if (errno != EAGAIN) {
-      return quiesce::Error{quiesce::ErrorCode::kIoError,
+      return Error{ErrorCode::kIoError,
                             std::string("reading a descriptor: ") +
                                 ErrnoText(errno)};
     }
     if (cancelled->load()) {
-      return quiesce::Error{quiesce::ErrorCode::kBusy,
+      return Error{ErrorCode::kBusy,
                             "the injection was cancelled"};
     }
     const auto left = std::chrono::duration_cast<milliseconds>(
         deadline - Job::Clock::now());
     if (left.count() <= 0) {
-      return quiesce::Error{quiesce::ErrorCode::kTimeout,
+      return Error{ErrorCode::kTimeout,
                             "a descriptor was not read to its end in time "
                             "(close the writing end of the pipe)"};
     }
@@ -287,7 +272,7 @@ Outcome SnapshotOp(Call& call) {
   }
   if (auto r = CheckCannotBlock(call.fds[0].get(), "the snapshot's descriptor");
       !r.ok()) {
-    return Outcome::Error(ToWire(r.error().code), r.error().message);
+    return Outcome::Error(r.error().code, r.error().message);
   }
   int64_t timeout_ms = kDefaultSnapshotMs;
   bool progress = false;
@@ -314,7 +299,7 @@ Outcome SnapshotOp(Call& call) {
     }
     auto r = WriteSnapshot(*db, fd->get(), options);
     if (!r.ok()) {
-      job.Post(EncodeError(id, ToWire(r.error().code), r.error().message), true);
+      job.Post(EncodeError(id, r.error().code, r.error().message), true);
       return;
     }
     json result = PointJson(*db, r.value().point);
@@ -398,7 +383,7 @@ Outcome HoldOp(Call& call) {
                                 start + milliseconds(lease_ms));
     if (!point.ok()) {
       lease->Finish(Lease::Outcome::kFailed);
-      job.Post(EncodeError(id, ToWire(point.error().code),
+      job.Post(EncodeError(id, point.error().code,
                            point.error().message),
                true);
       return;
@@ -546,7 +531,7 @@ Outcome InjectOp(Call& call) {
     if (auto r = CheckCannotBlock((*fds)[index].get(),
                                   "the staged database's descriptor");
         !r.ok()) {
-      return Outcome::Error(ToWire(r.error().code), r.error().message);
+      return Outcome::Error(r.error().code, r.error().message);
     }
     req->attach_name = (*a)["name"].get<std::string>();
     req->attach_fd = (*fds)[index].get();
@@ -587,7 +572,7 @@ Outcome InjectOp(Call& call) {
     };
     auto fail = [&](const quiesce::Error& e) {
       let_go();
-      job.Post(EncodeError(id, ToWire(e.code), e.message), true);
+      job.Post(EncodeError(id, e.code, e.message), true);
     };
     // Each value within its cap and within what is left of the request's.
     auto cap = [&] {

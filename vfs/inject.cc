@@ -375,7 +375,7 @@ Result<InjectResult> InjectPrepared(Database& db, OwnConnection& own,
       outcome = own.Exec("COMMIT");
       result.committed = outcome.ok();
     }
-    if (!result.committed) own.Exec("ROLLBACK");
+    if (!result.committed) own.Rollback();
     guard.own_statement = false;
   }
   api.progress_handler(own.handle(), 0, nullptr, nullptr);
@@ -394,7 +394,9 @@ Result<InjectResult> InjectPrepared(Database& db, OwnConnection& own,
   // The own connection never auto-checkpoints: do it now, passively.
   if (result.committed && req.held_token == 0 &&
       db.Info().journal_mode == JournalMode::kWal) {
-    own.Exec("PRAGMA wal_checkpoint(PASSIVE)");
+    // Best effort: a checkpoint that cannot run now leaves the WAL to the
+    // host's next auto-checkpoint.
+    static_cast<void>(own.Exec("PRAGMA wal_checkpoint(PASSIVE)"));
   }
   const DatabaseInfo after = db.Info();
   result.generation = after.generation;

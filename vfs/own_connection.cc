@@ -71,10 +71,17 @@ Result<Ok> OwnConnection::BeginRead() {
   api_.finalize(stmt);
   if (rc != SQLITE_ROW) {
     Error e = SqlError(rc, "starting a read transaction");
-    Exec("ROLLBACK");
+    Rollback();
     return e;
   }
   return Ok{};
+}
+
+void OwnConnection::Rollback() {
+  if (api_.get_autocommit(db_)) return;  // no transaction is open
+  if (auto r = Exec("ROLLBACK"); !r.ok()) {
+    api_.log(SQLITE_WARNING, "quiesce: %s", r.error().message.c_str());
+  }
 }
 
 ShimFile* OwnConnection::main_file() const {

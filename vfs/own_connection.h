@@ -48,6 +48,10 @@ class OwnConnection {
   Result<Ok> Exec(const char* sql);
   // Starts a read transaction (BEGIN and a read of the schema).
   Result<Ok> BeginRead();
+  // Ends the open transaction, if any, undoing it. Nothing for a caller to
+  // handle when it fails: SQLite has then rolled back on its own or will
+  // at close; the failure goes to the host's SQLite log.
+  void Rollback();
   // The shim's file object of the main database, and the WAL's base-VFS
   // file object (null until a read transaction opened the WAL).
   ShimFile* main_file() const;

@@ -42,13 +42,13 @@ Result<SnapshotResult> WalSnapshot(Database& db, int out_fd,
     if (!db.PinWalPoint(main, &point)) {
       // Never hold a read mark while waiting: the writer may be a
       // checkpointer that needs it gone.
-      own.Exec("ROLLBACK");
+      own.Rollback();
       std::this_thread::sleep_for(std::chrono::microseconds(200));
       continue;
     }
     const bool read0 = main->shm_shared & (1u << wal::kReadLock0);
     if (read0 && point.n_backfill != point.position.mx_frame) {
-      own.Exec("ROLLBACK");
+      own.Rollback();
       continue;
     }
     if (point.position.mx_frame == 0 || point.page_size == 0) {
@@ -56,7 +56,7 @@ Result<SnapshotResult> WalSnapshot(Database& db, int out_fd,
       // no size, and the database file alone is the state.
       auto header = ReadDbHeader(main->real());
       if (!header.ok()) {
-        own.Exec("ROLLBACK");
+        own.Rollback();
         return header.error();
       }
       point.page_size = header.value().page_size;
@@ -65,13 +65,13 @@ Result<SnapshotResult> WalSnapshot(Database& db, int out_fd,
     sqlite3_file* wal = own.wal_file();
     const uint32_t cut = read0 ? 0 : point.position.mx_frame;
     if (cut != 0 && wal == nullptr) {
-      own.Exec("ROLLBACK");
+      own.Rollback();
       return Error{ErrorCode::kInternal, "the WAL is not open"};
     }
     auto result =
         StreamImage(db, main->real(), wal, point, cut, out_fd,
                     /*holds_gate=*/false, opt);
-    own.Exec("ROLLBACK");
+    own.Rollback();
     return result;
   }
 }
@@ -102,7 +102,7 @@ Result<SnapshotResult> RollbackSnapshot(Database& db, int out_fd,
   sqlite3_file* main = own.main_file()->real();
   auto header = ReadDbHeader(main);
   if (!header.ok()) {
-    own.Exec("ROLLBACK");
+    own.Rollback();
     return header.error();
   }
   const PinnedPoint point = db.PinRollbackPoint(
@@ -110,7 +110,7 @@ Result<SnapshotResult> RollbackSnapshot(Database& db, int out_fd,
       header.value().page_size);
   auto result = StreamImage(db, main, nullptr, point, 0, out_fd,
                             /*holds_gate=*/false, opt);
-  own.Exec("ROLLBACK");
+  own.Rollback();
   return result;
 }
 
