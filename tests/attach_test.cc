@@ -23,6 +23,7 @@
 #include "inject.h"
 #include "quiesce/quiesce.h"
 #include "snapshot.h"
+#include "result_matchers.h"
 #include "support.h"
 #include "untracked.h"
 
@@ -295,8 +296,7 @@ TEST_P(AttachModes, OpenedBeforeIsUntrackedAndRefused) {
   auto db = Context::Get()->FindByPath(path);
   ASSERT_NE(db, nullptr);
   auto check = CheckFullyTracked(*db, true);
-  ASSERT_FALSE(check.ok());
-  EXPECT_EQ(check.error().code, ErrorCode::kUnsupported);
+  ASSERT_THAT(check, IsError(ErrorCode::kUnsupported, _));
   EXPECT_NE(check.error().message.find(kOpenedBeforeAttach),
             std::string::npos)
       << check.error().message;
@@ -373,7 +373,7 @@ void EverythingWorks(const std::string& path, Db& host, bool wal) {
   // Snapshot.
   const std::string image = path + ".image";
   auto snap = SnapshotTo(path, image);
-  ASSERT_TRUE(snap.ok()) << snap.error().message;
+  ASSERT_OK(snap);
   EXPECT_EQ(snap.value().point.generation, db->Info().generation);
   EXPECT_EQ(CheckImage(image), std::stoll(host.Text("SELECT max(n) FROM seq")));
 
@@ -381,14 +381,14 @@ void EverythingWorks(const std::string& path, Db& host, bool wal) {
   const auto now = Database::Clock::now();
   auto token = db->CloseGate(Drain::kHold, false, now + std::chrono::seconds(2),
                              now + std::chrono::seconds(3));
-  ASSERT_TRUE(token.ok()) << token.error().message;
+  ASSERT_OK(token);
   EXPECT_TRUE(db->ReopenGate(token.value()));
 
   // Inject: the host sees the row at once.
   InjectRequest req;
   req.sql = "INSERT INTO seq VALUES (100000, x'01')";
   auto injected = Inject(*db, req);
-  ASSERT_TRUE(injected.ok()) << injected.error().message;
+  ASSERT_OK(injected);
   EXPECT_TRUE(injected.value().committed);
   EXPECT_EQ(host.Text("SELECT count(*) FROM seq WHERE n=100000"), "1");
   host.Must("DELETE FROM seq WHERE n=100000");
@@ -436,7 +436,7 @@ TEST_P(AttachExclusive, SnapshotsAfterTheAttach) {
   for (int i = 0; i < 3; ++i) {
     host.Must("INSERT INTO seq SELECT max(n)+1, randomblob(3000) FROM seq");
     auto snap = SnapshotTo(path, image);
-    ASSERT_TRUE(snap.ok()) << snap.error().message;
+    ASSERT_OK(snap);
     auto db = Context::Get()->FindByPath(path);
     ASSERT_NE(db, nullptr);
     EXPECT_TRUE(CheckFullyTracked(*db, true).ok())

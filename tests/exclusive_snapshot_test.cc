@@ -20,6 +20,7 @@
 #include "image_check.h"
 #include "live_snapshot_fixture.h"
 #include "snapshot.h"
+#include "result_matchers.h"
 #include "support.h"
 
 namespace quiesce::testing {
@@ -79,7 +80,7 @@ TEST_P(ExclusiveSnapshotTest, WritesThatWouldChangeTheCopyWaitForIt) {
   snapshot.join();
   host.join();
   close(pipe_fds[0]);
-  ASSERT_TRUE(result.ok()) << result.error().message;
+  ASSERT_OK(result);
   EXPECT_EQ(rc.load(), 0);
   EXPECT_EQ(result.value().point.generation, point);
   EXPECT_EQ(CheckImage(image), 1);
@@ -107,7 +108,7 @@ TEST_P(ExclusiveSnapshotTest, SnapshotsInARowLeaveNoDescriptorsBehind) {
   for (int i = 0; i < 20; ++i) {
     host_->Must(Insert(i + 2, 100));
     auto r = SnapshotTo(path_, image);
-    ASSERT_TRUE(r.ok()) << r.error().message;
+    ASSERT_OK(r);
   }
   EXPECT_EQ(open_fds(), after_one);
   EXPECT_EQ(CheckImage(image), 21);
@@ -133,22 +134,21 @@ TEST(ExclusiveSnapshot, AnOpenTransactionThatWroteTheFileHoldsTheDrain) {
   SnapshotOptions opt;
   opt.deadline = Clock::now() + std::chrono::milliseconds(300);
   auto r = WriteSnapshot(*Find(path), STDERR_FILENO, opt);
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().code, ErrorCode::kTimeout);
+  ASSERT_THAT(r, IsError(ErrorCode::kTimeout, _));
   EXPECT_NE(r.error().message.find("locking_mode=EXCLUSIVE"),
             std::string::npos)
       << r.error().message;
   host.Must("COMMIT");
   const std::string image = dir.File("after.db");
   auto after = SnapshotTo(path, image);
-  ASSERT_TRUE(after.ok()) << after.error().message;
+  ASSERT_OK(after);
   EXPECT_EQ(CheckImage(image), 200);
   // A rolled-back spill ends the transaction too.
   host.Must("BEGIN");
   for (int n = 201; n <= 400; ++n) host.Must(Insert(n, 3000));
   host.Must("ROLLBACK");
   auto rolled_back = SnapshotTo(path, image);
-  ASSERT_TRUE(rolled_back.ok()) << rolled_back.error().message;
+  ASSERT_OK(rolled_back);
   EXPECT_EQ(CheckImage(image), 200);
 }
 
@@ -181,7 +181,7 @@ TEST(ExclusiveSnapshot, CommitsFromAnEarlierSessionAreFoundInTheWal) {
   const uint64_t generation = Info(path).generation;
   const std::string image = dir.File("image.db");
   auto r = SnapshotTo(path, image);
-  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_OK(r);
   EXPECT_EQ(CheckImage(image), 30);
   EXPECT_EQ(r.value().point.generation, generation);
   EXPECT_TRUE(r.value().point.position.wal);
@@ -190,7 +190,7 @@ TEST(ExclusiveSnapshot, CommitsFromAnEarlierSessionAreFoundInTheWal) {
   // The host goes on from there.
   host.Must(Insert(31, 10));
   auto next = SnapshotTo(path, image);
-  ASSERT_TRUE(next.ok()) << next.error().message;
+  ASSERT_OK(next);
   EXPECT_EQ(CheckImage(image), 31);
   EXPECT_EQ(next.value().point.generation, generation + 1);
 }
@@ -238,7 +238,7 @@ TEST_P(ExclusiveTortureTest, EveryImageIsTheCommitOfItsGeneration) {
   while (Clock::now() < end) {
     const std::string image = dir.File("t.img");
     auto r = SnapshotTo(path, image);
-    EXPECT_TRUE(r.ok()) << r.error().message;
+    EXPECT_OK(r);
     if (!r.ok()) break;  // the writers still stop at `end`
     EXPECT_EQ(static_cast<uint64_t>(CheckImage(image)) + base,
               r.value().point.generation);

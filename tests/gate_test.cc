@@ -11,6 +11,7 @@
 
 #include "own_connection.h"
 #include "shim_file.h"
+#include "result_matchers.h"
 #include "support.h"
 #include "wal_format.h"
 
@@ -81,7 +82,7 @@ TEST_F(GateTest, ARequestThatWaitedForQuiesceIsAdmittedAgain) {
   EXPECT_EQ(checkpointer.Int("SELECT count(*) FROM t"), 1);
 
   auto own = OwnConnection::Open(*db_);
-  ASSERT_TRUE(own.ok()) << own.error().message;
+  ASSERT_OK(own);
   ASSERT_TRUE(own.value()->BeginRead().ok());  // maps the wal-index
   ASSERT_TRUE(own.value()->Exec("COMMIT").ok());
   auto* own_file = reinterpret_cast<sqlite3_file*>(own.value()->main_file());
@@ -105,7 +106,7 @@ TEST_F(GateTest, ARequestThatWaitedForQuiesceIsAdmittedAgain) {
   auto token = db_->CloseGate(Drain::kHold, /*readers_may_proceed=*/false,
                               now + std::chrono::seconds(2),
                               now + std::chrono::seconds(5));
-  ASSERT_TRUE(token.ok()) << token.error().message;
+  ASSERT_OK(token);
   ASSERT_EQ(own_file->pMethods->xShmLock(
                 own_file, wal::kCkptLock, 1,
                 SQLITE_SHM_UNLOCK | SQLITE_SHM_EXCLUSIVE),
@@ -135,7 +136,7 @@ TEST_F(GateTest, ARequestReleasedByAReopenGoesBeforeTheNextClose) {
   EXPECT_EQ(writer.Int("SELECT count(*) FROM t"), 1);
 
   auto first = CloseForInjection();
-  ASSERT_TRUE(first.ok()) << first.error().message;
+  ASSERT_OK(first);
   int write_rc = -1;
   // jthread: an ASSERT below returns through its join, bounded by the
   // lease or max_stall.
@@ -145,7 +146,7 @@ TEST_F(GateTest, ARequestReleasedByAReopenGoesBeforeTheNextClose) {
 
   EXPECT_TRUE(db_->ReopenGate(first.value()));
   auto second = CloseForInjection();  // at once, before the writer has run
-  ASSERT_TRUE(second.ok()) << second.error().message;
+  ASSERT_OK(second);
   EXPECT_EQ(Info(path_).generation, before + 1)
       << "the released writer did not commit before the next close";
   EXPECT_TRUE(db_->ReopenGate(second.value()));
@@ -159,7 +160,7 @@ TEST_F(GateTest, ARequestReleasedByAReopenGoesBeforeTheNextClose) {
 // there for as long as an operation runs: the close must not wait for it.
 TEST_F(GateTest, AClosingWalConnectionDoesNotWaitForQuiesce) {
   auto own = OwnConnection::Open(*db_);
-  ASSERT_TRUE(own.ok()) << own.error().message;
+  ASSERT_OK(own);
   ASSERT_TRUE(own.value()->BeginRead().ok());  // as a snapshot does
 
   Conn other(path_);

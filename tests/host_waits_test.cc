@@ -19,6 +19,7 @@
 #include "inject.h"
 #include "own_connection.h"
 #include "snapshot.h"
+#include "result_matchers.h"
 #include "support.h"
 
 namespace quiesce::testing {
@@ -181,9 +182,7 @@ TEST_F(HostWaitsTest, AStalledSnapshotYieldsToAFullCheckpoint) {
   // busy (0: completed), log frames, checkpointed frames
   EXPECT_EQ(host_.Int("PRAGMA wal_checkpoint(FULL)"), 0);
   ASSERT_TRUE(Eventually([&] { return snapshot.done(); }));
-  EXPECT_FALSE(snapshot.ok());
-  EXPECT_EQ(snapshot.error().code, ErrorCode::kBusy)
-      << snapshot.error().message;
+  EXPECT_THAT(snapshot, IsError(ErrorCode::kBusy, _));
   const GateStats gate = Info(path_).gate;
   EXPECT_EQ(gate.own_waits, 1u);
   EXPECT_EQ(gate.yields, 1u);
@@ -200,8 +199,7 @@ TEST_F(HostWaitsTest, AStalledRollbackSnapshotYieldsToAWriter) {
 
   EXPECT_EQ(Commit(), SQLITE_OK);
   ASSERT_TRUE(Eventually([&] { return snapshot.done(); }));
-  EXPECT_EQ(snapshot.error().code, ErrorCode::kBusy)
-      << snapshot.error().message;
+  EXPECT_THAT(snapshot, IsError(ErrorCode::kBusy, _));
   const GateStats gate = Info(path_).gate;
   EXPECT_EQ(gate.own_waits, 1u);
   EXPECT_EQ(gate.yields, 1u);
@@ -278,8 +276,7 @@ TEST_F(HostWaitsTest, AnInjectionNamesTheFunctionItMayNotCall) {
   InjectRequest request;
   request.sql = "INSERT INTO t(v) SELECT instr('abc', 'b')";
   auto r = Inject(*Find(path_), request);
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().code, ErrorCode::kForbidden);
+  ASSERT_THAT(r, IsError(ErrorCode::kForbidden, _));
   EXPECT_NE(r.error().message.find("instr"), std::string::npos)
       << r.error().message;
   EXPECT_NE(r.error().message.find("QUIESCE_INJECT_FUNCTIONS"),

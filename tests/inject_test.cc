@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "context.h"
+#include "result_matchers.h"
 #include "support.h"
 
 namespace quiesce::testing {
@@ -63,7 +64,7 @@ TEST_P(InjectTest, CommitsAsOneTransaction) {
   auto r = Run(Sql("INSERT INTO t(who) VALUES ('q'); "
                    "INSERT INTO t(who) SELECT 'q' FROM t WHERE who='host'; "
                    "UPDATE t SET v = x'01' WHERE who='q'"));
-  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_OK(r);
   EXPECT_TRUE(r.value().committed);
   EXPECT_EQ(r.value().statements, 3);
   EXPECT_EQ(r.value().changes, 4);
@@ -78,8 +79,7 @@ TEST_P(InjectTest, AFailingStatementAppliesNothing) {
   const uint64_t before = Info(path_).generation;
   auto r = Run(Sql("INSERT INTO t(who) VALUES ('q'); "
                    "INSERT INTO t(who) VALUES (NULL)"));
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().code, ErrorCode::kSqlError);
+  ASSERT_THAT(r, IsError(ErrorCode::kSqlError, _));
   EXPECT_NE(r.error().message.find("NOT NULL"), std::string::npos)
       << r.error().message;
   EXPECT_EQ(Count("q"), 0);
@@ -91,7 +91,7 @@ TEST_P(InjectTest, DryRunReportsAndRollsBack) {
   InjectRequest req = Sql("DELETE FROM t");
   req.dry_run = true;
   auto r = Run(req);
-  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_OK(r);
   EXPECT_FALSE(r.value().committed);
   EXPECT_EQ(r.value().changes, 1);
   EXPECT_EQ(Count("host"), 1);
@@ -114,9 +114,7 @@ TEST_P(InjectTest, TheAuthorizerRefusesWhatCouldHurtTheHost) {
   };
   for (const char* sql : kRefused) {
     auto r = Run(Sql(sql));
-    ASSERT_FALSE(r.ok()) << sql;
-    EXPECT_EQ(r.error().code, ErrorCode::kForbidden)
-        << sql << ": " << r.error().message;
+    ASSERT_THAT(r, IsError(ErrorCode::kForbidden, _)) << sql;
   }
   EXPECT_EQ(Count("q"), 0);
   EXPECT_EQ(Info(path_).generation, before);
@@ -127,7 +125,7 @@ TEST_P(InjectTest, DdlWhenTheHostAllowsIt) {
   InjectRequest req = Sql("CREATE TABLE u(x); INSERT INTO u VALUES (1)");
   req.allow_ddl = true;
   auto r = Run(req);
-  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_OK(r);
   EXPECT_EQ(host_->Int("SELECT count(*) FROM u"), 1);
 }
 
@@ -148,15 +146,14 @@ TEST_P(InjectTest, BlobsAndAStagedDatabase) {
   req.attach_name = "incoming";
   auto r = Run(req);
   close(fd);
-  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_OK(r);
   EXPECT_EQ(Count("staged"), 2);
   EXPECT_EQ(host_->Int("SELECT length(v) FROM t WHERE who='q'"), 9);
 }
 
 TEST_P(InjectTest, AMissingParameterIsABadRequest) {
   auto r = Run(Sql("INSERT INTO t(who, v) VALUES ('q', :nothing)"));
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().code, ErrorCode::kBadRequest);
+  ASSERT_THAT(r, IsError(ErrorCode::kBadRequest, _));
 }
 
 TEST_P(InjectTest, AScriptThatRunsTooLongIsRolledBack) {
@@ -166,8 +163,7 @@ TEST_P(InjectTest, AScriptThatRunsTooLongIsRolledBack) {
           "INSERT INTO t(who) SELECT 'q' FROM c");
   req.deadline = Clock::now() + std::chrono::milliseconds(200);
   auto r = Run(req);
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().code, ErrorCode::kTimeout) << r.error().message;
+  ASSERT_THAT(r, IsError(ErrorCode::kTimeout, _));
   EXPECT_EQ(Count("q"), 0);
   host_->Must("INSERT INTO t(who) VALUES ('host')");
 }
@@ -179,8 +175,7 @@ TEST_P(InjectTest, AnOpenHostReaderHoldsTheDrainUnlessAllowed) {
   InjectRequest req = Sql("INSERT INTO t(who) VALUES ('q')");
   req.deadline = Clock::now() + std::chrono::milliseconds(200);
   auto r = Run(req);
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().code, ErrorCode::kTimeout);
+  ASSERT_THAT(r, IsError(ErrorCode::kTimeout, _));
   EXPECT_NE(r.error().message.find("handle"), std::string::npos)
       << r.error().message;
   if (std::string(GetParam()) == "wal") {
@@ -189,7 +184,7 @@ TEST_P(InjectTest, AnOpenHostReaderHoldsTheDrainUnlessAllowed) {
     req.readers_may_proceed = true;
     req.deadline = Clock::now() + std::chrono::seconds(2);
     auto r2 = Run(req);
-    ASSERT_TRUE(r2.ok()) << r2.error().message;
+    ASSERT_OK(r2);
     EXPECT_EQ(reader.Int("SELECT count(*) FROM t"), 1);  // its snapshot
   }
   reader.Must("COMMIT");
@@ -308,8 +303,7 @@ TEST(Inject, ExclusiveLockingIsRefused) {
   Conn c(path);
   c.Must("PRAGMA locking_mode=EXCLUSIVE; CREATE TABLE t(x)");
   auto r = Inject(*Find(path), Sql("INSERT INTO t VALUES (1)"));
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().code, ErrorCode::kUnsupported);
+  ASSERT_THAT(r, IsError(ErrorCode::kUnsupported, _));
 }
 
 }  // namespace
@@ -340,7 +334,7 @@ TEST(InjectForeign, AnotherProcessWritingToo) {
   const auto give_up = Clock::now() + std::chrono::seconds(60);
   while (!std::filesystem::exists(dir.File("done")) && Clock::now() < give_up) {
     auto r = Inject(*Find(path), Sql("INSERT INTO t(who) VALUES ('q')"));
-    ASSERT_TRUE(r.ok()) << r.error().message;
+    ASSERT_OK(r);
     ++injected;
   }
   ASSERT_TRUE(std::filesystem::exists(dir.File("done")))

@@ -21,6 +21,7 @@
 #include "image_check.h"
 #include "live_snapshot_fixture.h"
 #include "sha256.h"
+#include "result_matchers.h"
 #include "support.h"
 
 namespace quiesce::testing {
@@ -38,7 +39,7 @@ TEST_P(SnapshotTest, ImageHoldsExactlyTheCommittedState) {
   for (int n = 1; n <= 50; ++n) host_->Must(Insert(n, 700));
   const std::string image = dir_.File("snap.db");
   auto r = SnapshotTo(path_, image);
-  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_OK(r);
   EXPECT_EQ(CheckImage(image), 50);
   const DatabaseInfo info = Info(path_);
   EXPECT_EQ(r.value().point.generation, base_ + 50);
@@ -84,7 +85,7 @@ TEST_P(SnapshotTest, ConsistentWhileTheHostCommitsAndCheckpoints) {
          Clock::now() < give_up) {
     const std::string image = dir_.File("s" + std::to_string(snapshots));
     auto r = SnapshotTo(path_, image);
-    ASSERT_TRUE(r.ok()) << r.error().message;
+    ASSERT_OK(r);
     const int64_t k = CheckImage(image);
     // Only the host writes: the image's prefix is its generation.
     EXPECT_EQ(static_cast<uint64_t>(k) + base_, r.value().point.generation);
@@ -150,7 +151,7 @@ TEST(Snapshot, AnEmptyWalMeansTheDatabaseFileIsTheImage) {
   reopened.Must("SELECT count(*) FROM seq");  // read only: the WAL is empty
   const std::string image = dir.File("e.img");
   auto r = SnapshotTo(path, image);
-  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_OK(r);
   EXPECT_GT(r.value().page_count, 1u);
   EXPECT_EQ(CheckImage(image), 2);
 }
@@ -262,7 +263,7 @@ TEST_P(SnapshotTortureTest, EveryImageIsACommittedPrefix) {
   while (Clock::now() < end) {
     const std::string image = dir.File("t.img");
     auto r = SnapshotTo(path, image);
-    EXPECT_TRUE(r.ok()) << r.error().message;
+    EXPECT_OK(r);
     if (!r.ok()) break;  // the writers still stop at `end`
     const int64_t k = CheckImage(image);
     EXPECT_GE(k, last) << "an image went back in time";
@@ -328,7 +329,7 @@ TEST(SnapshotLifetime, TheHostClosingMidSnapshotIsHarmless) {
       EXPECT_EQ(r.error().code, ErrorCode::kBusy) << r.error().message;
       EXPECT_EQ(db->Info().gate.yields, 1u);
     } else {
-      ASSERT_TRUE(r.ok()) << r.error().message;
+      ASSERT_OK(r);
       EXPECT_EQ(CheckImage(image), 40);
     }
     EXPECT_EQ(db->Info().gate.stall_timeouts, 0u);
