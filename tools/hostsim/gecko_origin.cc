@@ -14,6 +14,7 @@
 #include "digest.h"
 #include "gecko_names.h"
 #include "snappy_frame.h"
+#include "web_origin.h"
 
 namespace quiesce::hostsim {
 
@@ -108,16 +109,6 @@ int64_t ElapsedUs(std::chrono::steady_clock::time_point since) {
 
 }  // namespace
 
-std::string OriginDirectoryName(std::string_view origin) {
-  std::string name(origin);
-  const size_t scheme_end = name.find("://");
-  if (scheme_end != std::string::npos) name.replace(scheme_end, 3, "+++");
-  for (char& c : name) {
-    if (c == ':' || c == '/') c = '+';
-  }
-  return name;
-}
-
 GeckoOrigin::GeckoOrigin(std::string origin, std::string cache_name,
                          fs::path cache_dir)
     : origin_(std::move(origin)),
@@ -134,9 +125,16 @@ std::unique_ptr<GeckoOrigin> GeckoOrigin::Open(const fs::path& profile,
                                                const std::string& origin,
                                                const std::string& cache_name,
                                                std::string* error) {
+  // The directory quiescectl looks for: one mapping, so the simulator
+  // cannot hide a naming mismatch from the bundle tests.
+  const auto parsed = bundle::ParseOrigin(origin);
+  if (!parsed) {
+    *error = "\"" + origin + "\" is not an http(s) origin";
+    return nullptr;
+  }
   std::error_code ec;
-  fs::path cache_dir = profile / "storage" / "default" /
-                       OriginDirectoryName(origin) / "cache";
+  fs::path cache_dir =
+      profile / "storage" / "default" / parsed->directory / "cache";
   fs::create_directories(cache_dir / "morgue", ec);
   if (!ec) cache_dir = fs::canonical(cache_dir, ec);
   if (ec) {

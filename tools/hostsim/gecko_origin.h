@@ -22,11 +22,6 @@ struct sqlite3;
 
 namespace quiesce::hostsim {
 
-// "https://app1.example" -> "https+++app1.example", "http://127.0.0.1:8000"
-// -> "http+++127.0.0.1+8000": the origin's directory name under
-// storage/default.
-std::string OriginDirectoryName(std::string_view origin);
-
 // What one committed put or delete did, for the operation log.
 struct CacheOp {
   enum class Kind { kPut, kDelete };

@@ -11,7 +11,7 @@
 #include "bundle_live.h"
 #include "cache_bundle.h"
 #include "exit_codes.h"
-#include "gecko_origin.h"
+#include "web_origin.h"
 
 namespace quiesce::ctl {
 
@@ -292,12 +292,12 @@ std::string HumanBytes(int64_t bytes) {
 
 int BundleLs(const BundleArgs& args) {
   std::string error;
-  const auto candidates = OriginCandidates(args.origin, &error);
+  const auto candidates = bundle::OriginCandidates(args.origin, &error);
   if (candidates.empty()) return Usage(error);
   Failure failure;
   auto live = LiveOrigin::Find(args.socket, candidates, args.profile, &failure);
   if (!live) return ReportFailure(failure);
-  const GeckoOrigin* origin = &live->origin();
+  const bundle::WebOrigin* origin = &live->origin();
   auto image = live->Snapshot(SnapshotProgress(), &failure);
   if (!image) return ReportFailure(failure);
   auto schema = bundle::ReadSchema(image->db());

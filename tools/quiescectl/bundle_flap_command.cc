@@ -15,7 +15,7 @@
 #include "cache_bundle.h"
 #include "exit_codes.h"
 #include "flap.h"
-#include "gecko_origin.h"
+#include "web_origin.h"
 
 namespace quiesce::ctl {
 namespace {
@@ -244,7 +244,7 @@ int BundleInjectFlap(const BundleArgs& args) {
 
 int BundlePackFlap(const BundleArgs& args) {
   std::string error;
-  const auto candidates = OriginCandidates(args.origin, &error);
+  const auto candidates = bundle::OriginCandidates(args.origin, &error);
   if (candidates.empty()) return ReportFailure({kExitUsage, error});
   if (Failure f; !OutputAllowed(args.output, args.force, &f)) {
     return ReportFailure(f);
@@ -262,7 +262,7 @@ int BundlePackFlap(const BundleArgs& args) {
   Failure failure;
   auto live = LiveOrigin::Find(args.socket, candidates, args.profile, &failure);
   if (!live) return ReportFailure(failure);
-  const GeckoOrigin* origin = &live->origin();
+  const bundle::WebOrigin* origin = &live->origin();
   // Rows and bodies at one quiescent point, as `bundle pack` takes them
   // (bundle_point.h): a body the page deletes later stays readable
   // through its pin.

@@ -15,7 +15,7 @@
 #include "cache_bundle.h"
 #include "exit_codes.h"
 #include "flap.h"
-#include "gecko_origin.h"
+#include "web_origin.h"
 #include "staged_params.h"
 #include "bundle_point.h"
 #include "bundle_staging.h"
@@ -92,7 +92,7 @@ int BundleInject(const BundleArgs& args) {
   const std::string origin_text =
       args.origin.empty() ? bndl.meta().origin : args.origin;
   std::string error;
-  const auto candidates = OriginCandidates(origin_text, &error);
+  const auto candidates = bundle::OriginCandidates(origin_text, &error);
   if (candidates.empty()) {
     return ReportFailure(
         {args.origin.empty() ? kExitFailure : kExitUsage,
@@ -103,7 +103,7 @@ int BundleInject(const BundleArgs& args) {
   Failure failure;
   auto live = LiveOrigin::Find(args.socket, candidates, args.profile, &failure);
   if (!live) return ReportFailure(failure);
-  const GeckoOrigin* origin = &live->origin();
+  const bundle::WebOrigin* origin = &live->origin();
   control::Client& client = live->client();
   const fs::path cache_dir = live->cache_dir();
 

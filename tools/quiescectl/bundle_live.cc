@@ -51,7 +51,7 @@ LiveOrigin::~LiveOrigin() {
 }
 
 std::unique_ptr<LiveOrigin> LiveOrigin::Find(
-    const std::string& socket_flag, const std::vector<GeckoOrigin>& candidates,
+    const std::string& socket_flag, const std::vector<bundle::WebOrigin>& candidates,
     const std::string& profile, Failure* failure) {
   std::string socket, error;
   if (!ChooseSocket(socket_flag, &socket, &error)) {
@@ -89,20 +89,20 @@ std::unique_ptr<LiveOrigin> LiveOrigin::Find(
     free(real);
   }
   std::vector<std::string> found;
-  std::vector<const GeckoOrigin*> found_origin;
+  std::vector<const bundle::WebOrigin*> found_origin;
   for (const json& db : reply.result.value("databases", json::array())) {
     const std::string path = db.value("path", "");
-    for (const GeckoOrigin& o : candidates) {
-      if (IsOriginCacheDatabase(path, o, canonical_profile)) {
+    for (const bundle::WebOrigin& o : candidates) {
+      if (bundle::IsOriginCacheDatabase(path, o, canonical_profile)) {
         found.push_back(path);
         found_origin.push_back(&o);
       }
     }
   }
-  const GeckoOrigin& origin = candidates.front();
+  const bundle::WebOrigin& origin = candidates.front();
   if (candidates.size() > 1) {
     std::set<std::string> open;
-    for (const GeckoOrigin* o : found_origin) open.insert(o->origin);
+    for (const bundle::WebOrigin* o : found_origin) open.insert(o->origin);
     if (open.size() > 1) {
       std::string all;
       for (const std::string& o : open) all += (all.empty() ? "" : " or ") + o;
@@ -124,7 +124,7 @@ std::unique_ptr<LiveOrigin> LiveOrigin::Find(
     // Open, but since before quiesce attached: say that, not "not open".
     for (const json& u : reply.result.value("untracked", json::array())) {
       const std::string path = u.value("path", "");
-      if (IsOriginCacheDatabase(path, origin, canonical_profile)) {
+      if (bundle::IsOriginCacheDatabase(path, origin, canonical_profile)) {
         Fail(failure, kExitRefused,
              path + ": " + u.value("reason", std::string("untracked")));
         return nullptr;

@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "client.h"
-#include "gecko_origin.h"
 #include "operations.h"
+#include "web_origin.h"
 
 struct sqlite3;
 
@@ -46,15 +46,15 @@ class LiveOrigin {
   // exactly one of them must be open (else a usage error naming them).
   // Refused (exit 4) when the host has none open.
   static std::unique_ptr<LiveOrigin> Find(
-      const std::string& socket, const std::vector<GeckoOrigin>& candidates,
+      const std::string& socket, const std::vector<bundle::WebOrigin>& candidates,
       const std::string& profile, Failure* failure);
   static std::unique_ptr<LiveOrigin> Find(const std::string& socket,
-                                          const GeckoOrigin& origin,
+                                          const bundle::WebOrigin& origin,
                                           const std::string& profile,
                                           Failure* failure) {
-    return Find(socket, std::vector<GeckoOrigin>{origin}, profile, failure);
+    return Find(socket, std::vector<bundle::WebOrigin>{origin}, profile, failure);
   }
-  const GeckoOrigin& origin() const { return origin_; }
+  const bundle::WebOrigin& origin() const { return origin_; }
   ~LiveOrigin();
   LiveOrigin(const LiveOrigin&) = delete;
   LiveOrigin& operator=(const LiveOrigin&) = delete;
@@ -77,7 +77,7 @@ class LiveOrigin {
       Failure* failure);
 
  private:
-  LiveOrigin(std::unique_ptr<control::Client> client, GeckoOrigin origin,
+  LiveOrigin(std::unique_ptr<control::Client> client, bundle::WebOrigin origin,
              std::string db_path, std::filesystem::path scratch)
       : client_(std::move(client)),
         origin_(std::move(origin)),
@@ -85,7 +85,7 @@ class LiveOrigin {
         scratch_(std::move(scratch)) {}
 
   std::unique_ptr<control::Client> client_;
-  GeckoOrigin origin_;
+  bundle::WebOrigin origin_;
   std::string db_path_;            // canonical, as the host lists it
   std::filesystem::path scratch_;  // private (0700) temporary directory
   int snapshots_ = 0;              // names the next snapshot file

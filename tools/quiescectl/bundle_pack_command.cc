@@ -10,7 +10,7 @@
 #include "bundle_staging.h"
 #include "cache_bundle.h"
 #include "exit_codes.h"
-#include "gecko_origin.h"
+#include "web_origin.h"
 
 namespace quiesce::ctl {
 namespace {
@@ -32,7 +32,7 @@ std::string KnownCaches(sqlite3* image) {
 
 int BundlePack(const BundleArgs& args) {
   std::string error;
-  const auto candidates = OriginCandidates(args.origin, &error);
+  const auto candidates = bundle::OriginCandidates(args.origin, &error);
   if (candidates.empty()) return ReportFailure({kExitUsage, error});
   if (Failure f; !OutputAllowed(args.output, args.force, &f)) {
     return ReportFailure(f);
@@ -40,7 +40,7 @@ int BundlePack(const BundleArgs& args) {
   Failure failure;
   auto live = LiveOrigin::Find(args.socket, candidates, args.profile, &failure);
   if (!live) return ReportFailure(failure);
-  const GeckoOrigin* origin = &live->origin();
+  const bundle::WebOrigin* origin = &live->origin();
 
   // Rows and bodies at one quiescent point: a body a later delete removes
   // from morgue/ stays readable through its pin.

@@ -1,8 +1,8 @@
-#include "gecko_origin.h"
+#include "web_origin.h"
 
 #include <cctype>
 
-namespace quiesce::ctl {
+namespace quiesce::bundle {
 namespace {
 
 std::string Lower(std::string_view s) {
@@ -31,7 +31,7 @@ bool EndsWith(std::string_view s, std::string_view suffix) {
 
 }  // namespace
 
-std::optional<GeckoOrigin> ParseOrigin(std::string_view url) {
+std::optional<WebOrigin> ParseOrigin(std::string_view url) {
   const size_t colon = url.find("://");
   if (colon == std::string_view::npos) return std::nullopt;
   const std::string scheme = Lower(url.substr(0, colon));
@@ -62,7 +62,7 @@ std::optional<GeckoOrigin> ParseOrigin(std::string_view url) {
       (scheme == "https" && port == "443")) {
     port = {};
   }
-  GeckoOrigin o;
+  WebOrigin o;
   // Appended piece by piece: `scheme + "://" + ...` makes GCC 12 at -O2+
   // report a false -Wrestrict (issue #17).
   o.origin.append(scheme).append("://").append(Lower(host));
@@ -71,7 +71,7 @@ std::optional<GeckoOrigin> ParseOrigin(std::string_view url) {
   return o;
 }
 
-std::vector<GeckoOrigin> OriginCandidates(std::string_view arg,
+std::vector<WebOrigin> OriginCandidates(std::string_view arg,
                                           std::string* error) {
   if (auto o = ParseOrigin(arg)) return {*o};
   const std::string example =
@@ -95,7 +95,7 @@ std::vector<GeckoOrigin> OriginCandidates(std::string_view arg,
 }
 
 bool IsOriginCacheDatabase(const std::string& db_path,
-                           const GeckoOrigin& origin,
+                           const WebOrigin& origin,
                            const std::string& profile) {
   const std::string tail =
       "/storage/default/" + origin.directory + "/cache/caches.sqlite";
@@ -107,4 +107,4 @@ bool IsOriginCacheDatabase(const std::string& db_path,
   return EndsWith(db_path, tail);
 }
 
-}  // namespace quiesce::ctl
+}  // namespace quiesce::bundle

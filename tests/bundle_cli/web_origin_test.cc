@@ -1,9 +1,9 @@
 // Origins as a user names them -> the directory Gecko keeps them in.
-#include "gecko_origin.h"
+#include "web_origin.h"
 
 #include <gtest/gtest.h>
 
-namespace quiesce::ctl {
+namespace quiesce::bundle {
 namespace {
 
 std::string Dir(const std::string& url) {
@@ -11,13 +11,13 @@ std::string Dir(const std::string& url) {
   return o ? o->directory : "(none)";
 }
 
-TEST(GeckoOrigin, SanitisedLikeQuotaManager) {
+TEST(WebOrigin, SanitisedLikeQuotaManager) {
   EXPECT_EQ(Dir("http://127.0.0.1:8080"), "http+++127.0.0.1+8080");
   EXPECT_EQ(Dir("https://example.com"), "https+++example.com");
   EXPECT_EQ(Dir("http://[::1]:8000"), "http+++[++1]+8000");
 }
 
-TEST(GeckoOrigin, AnyUrlOfTheOriginNamesIt) {
+TEST(WebOrigin, AnyUrlOfTheOriginNamesIt) {
   auto o = ParseOrigin("HTTP://Example.COM:80/a/b?c=d#e");
   ASSERT_TRUE(o);
   EXPECT_EQ(o->origin, "http://example.com");
@@ -26,7 +26,7 @@ TEST(GeckoOrigin, AnyUrlOfTheOriginNamesIt) {
   EXPECT_EQ(Dir("http://127.0.0.1:08080"), "http+++127.0.0.1+8080");
 }
 
-TEST(GeckoOrigin, RejectsWhatHasNoCacheStorage) {
+TEST(WebOrigin, RejectsWhatHasNoCacheStorage) {
   for (const char* bad : {"", "127.0.0.1:8080", "ftp://example.com",
                           "file:///tmp/x", "http://", "http://:80",
                           "http://user@example.com", "http://a:port",
@@ -35,8 +35,8 @@ TEST(GeckoOrigin, RejectsWhatHasNoCacheStorage) {
   }
 }
 
-TEST(GeckoOrigin, MatchesTheOriginsCachesDatabaseOnly) {
-  const GeckoOrigin o = *ParseOrigin("http://127.0.0.1:8080");
+TEST(WebOrigin, MatchesTheOriginsCachesDatabaseOnly) {
+  const WebOrigin o = *ParseOrigin("http://127.0.0.1:8080");
   const std::string db =
       "/p/storage/default/http+++127.0.0.1+8080/cache/caches.sqlite";
   EXPECT_TRUE(IsOriginCacheDatabase(db, o, ""));
