@@ -5,9 +5,10 @@
 // into that process would capture the host's own calls, so host code never
 // calls sqlite3_* directly: it calls through this table, filled from the
 // host's SQLite at run time. The table holds only functions that Firefox's
-// libmozsqlite3 exports (tests/sqlite_api_test.cc checks that against
-// `nm -D`), so no sqlite3_wal_checkpoint_v2, sqlite3_serialize, ...: use
-// PRAGMAs instead.
+// libmozsqlite3 exports (tests/library_test.cc's
+// FirefoxSqliteExportsTheWholeFunctionTable checks that with `nm -D`), so
+// no sqlite3_wal_checkpoint_v2, sqlite3_serialize, ...: use PRAGMAs
+// instead.
 #ifndef QUIESCE_VFS_SQLITE_API_H_
 #define QUIESCE_VFS_SQLITE_API_H_
 
