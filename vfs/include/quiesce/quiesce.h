@@ -9,6 +9,50 @@
 **
 ** Thread safety: quiesce_register, quiesce_attach and quiesce_shutdown may
 ** be called from any thread, but not concurrently with each other.
+**
+** COMPILING
+**
+** Build with Meson (README.md, docs/install.md) or install the Debian
+** packages; a host then needs only this header and
+**     cc host.c $(pkg-config --cflags --libs quiesce)
+** libquiesce links no SQLite, no C++ exception escapes it, and it exports
+** quiesce_register, quiesce_attach, quiesce_shutdown and
+** sqlite3_quiesce_init only.
+**
+** LOADING
+**
+** Three ways, one shim:
+**   - A host that links libquiesce calls quiesce_register before it opens
+**     its databases (early registration: every file is tracked).
+**   - A host already running calls quiesce_attach (directly, over JNI, or
+**     through the preload's late mode, docs/gecko.md): files opened from
+**     then on are tracked.
+**   - Any SQLite program loads it as an extension:
+**         sqlite3 app.db ".load libquiesce"
+**     sqlite3_quiesce_init reads the QUIESCE_* environment (quiesce(7)).
+**
+** USING
+**
+** Open databases through the shim's VFS (by name, or as the default VFS),
+** then, from another process, `quiescectl list`, `snapshot`, `hold`,
+** `inject`, `watch`, `bundle` over the control socket (docs/protocol.md).
+** `PRAGMA quiesce_status` shows a database's state from inside the host.
+**
+** LIMITATIONS
+**
+**   - At most 8 quiesce VFSes per process (quiesce_register names and
+**     quiesce_attach wraps together); more are refused with SQLITE_FULL.
+**   - Files opened before quiesce_attach are untracked, and snapshot, hold
+**     and inject refuse them until the host reopens them.
+**   - Injections are refused (`unsupported`) on a database in
+**     locking_mode=EXCLUSIVE; snapshots and holds there close a write gate.
+**   - Commits by another process are seen only when a connection in this
+**     process next reads or writes the database, coalesced: one event may
+**     stand for several.
+**   - A host lock request never waits past max_stall_ms: one that would is
+**     passed to the base VFS as if quiesce were not there, and counted as a
+**     fault (`max_stall_reached`); leases and injections are bounded below
+**     it so that this does not happen.
 */
 #ifndef QUIESCE_QUIESCE_H
 #define QUIESCE_QUIESCE_H
