@@ -87,13 +87,8 @@ Server::~Server() { Stop(); }
 void Server::Stop() {
   if (stopped_) return;
   stopped_ = true;
-  context_->SetCommitObserver(nullptr);
-  // A commit that read the observer before it was cleared calls it with its
-  // database's mutex held: taking every database's mutex once waits such a
-  // call out, so the eventfd is not written after it is closed.
-  for (const auto& db : context_->Databases()) {
-    MutexLock lock(&db->mu);
-  }
+  // Once removed, no commit is still calling us: the eventfd can close.
+  context_->RemoveCommitObserver();
   stopping_.store(true);
   Wake();
   if (thread_.joinable()) thread_.join();

@@ -66,6 +66,13 @@ std::shared_ptr<Database> Context::FindById(uint64_t id) {
   return nullptr;
 }
 
+void Context::RemoveCommitObserver() {
+  observer_.store(nullptr);
+  for (const auto& db : Databases()) {
+    MutexLock lock(&db->mu);
+  }
+}
+
 std::vector<std::shared_ptr<Database>> Context::Databases() {
   MutexLock lock(&mu_);
   std::vector<std::shared_ptr<Database>> out;

@@ -61,7 +61,14 @@ class Context {
   std::shared_ptr<Database> FindById(uint64_t id) QUIESCE_EXCLUDES(mu_);
   std::vector<std::shared_ptr<Database>> Databases() QUIESCE_EXCLUDES(mu_);
 
+  // Sets the observer, or (null) forgets it without waiting: the only way
+  // in a forked child, where a mutex may be held by a thread that is gone.
   void SetCommitObserver(CommitObserver* observer) { observer_.store(observer); }
+  // Clears the observer; when it returns no call to it is in flight, so it
+  // can go away. A commit that loaded it before the swap calls it with its
+  // database's mutex held: taking each database's mutex once waits such a
+  // call out.
+  void RemoveCommitObserver() QUIESCE_EXCLUDES(mu_);
   void NotifyCommit(Database& db) {
     if (CommitObserver* o = observer_.load(std::memory_order_acquire)) {
       o->OnCommitEvents(db);
