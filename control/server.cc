@@ -277,45 +277,16 @@ bool Server::Serve(Session& s, short revents) {
     }
     std::string line;
     for (bool more = true; more && !s.closing_deadline;) {
-      switch (s.in.Pop(&line)) {
-        case LineBuffer::Next::kLine:
-          if (!HandleLine(s, line, s.in.line_end())) return false;
-          break;
-        case LineBuffer::Next::kTooLong:
-          if (!Queue(s, EncodeError(std::nullopt, ErrorCode::kBadRequest,
-                                    "a request is longer than " +
-                                        std::to_string(s.in.max_line()) +
-                                        " bytes"))) {
-            return false;
-          }
-          BeginClose(s);
-          more = false;
-          break;
-        case LineBuffer::Next::kNeedMore:
-          more = false;
-          break;
-      }
+      const LineBuffer::Next next = s.in.Pop(&line);
+      if (!Consume(s, next, line)) return false;
+      more = next == LineBuffer::Next::kLine;
     }
     // The client is done sending: its last line counts even without a
     // newline. Answer what it sent, then close, unless it is watching
     // (`... | socat` keeps reading a watch after its input ends).
     if (r == ReadResult::kClosed && !s.closing_deadline) {
-      switch (s.in.PopRest(&line)) {
-        case LineBuffer::Next::kLine:
-          if (!HandleLine(s, line, s.in.line_end())) return false;
-          break;
-        case LineBuffer::Next::kTooLong:
-          if (!Queue(s, EncodeError(std::nullopt, ErrorCode::kBadRequest,
-                                    "a request is longer than " +
-                                        std::to_string(s.in.max_line()) +
-                                        " bytes"))) {
-            return false;
-          }
-          BeginClose(s);
-          break;
-        case LineBuffer::Next::kNeedMore:
-          break;
-      }
+      const LineBuffer::Next next = s.in.PopRest(&line);
+      if (!Consume(s, next, line)) return false;
     }
     if (s.in.HasPartial()) {
       if (!s.partial_since) s.partial_since = Clock::now();
@@ -354,6 +325,26 @@ size_t Server::ClaimFds(Session& s, uint64_t line_end, int64_t declared,
     s.fds_in.pop_front();
   }
   return take;
+}
+
+bool Server::Consume(Session& s, LineBuffer::Next next,
+                     const std::string& line) {
+  switch (next) {
+    case LineBuffer::Next::kLine:
+      return HandleLine(s, line, s.in.line_end());
+    case LineBuffer::Next::kTooLong:
+      if (!Queue(s, EncodeError(std::nullopt, ErrorCode::kBadRequest,
+                                "a request is longer than " +
+                                    std::to_string(s.in.max_line()) +
+                                    " bytes"))) {
+        return false;
+      }
+      BeginClose(s);
+      return true;
+    case LineBuffer::Next::kNeedMore:
+      return true;
+  }
+  return true;
 }
 
 bool Server::HandleLine(Session& s, const std::string& line,

@@ -74,6 +74,10 @@ class Server : private CommitObserver {
   void Refuse(int fd, ErrorCode code, const std::string& message);
   // Reads, answers and flushes one session; false when it must be closed.
   bool Serve(Session& session, short revents);
+  // What the input produced: a line is handled; a line over the cap is
+  // answered and the session closes. False when it must be closed now.
+  bool Consume(Session& session, LineBuffer::Next next,
+               const std::string& line);
   // One request line, ending at stream offset line_end.
   bool HandleLine(Session& session, const std::string& line,
                   uint64_t line_end);
