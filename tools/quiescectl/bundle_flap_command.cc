@@ -302,14 +302,7 @@ int BundlePackFlap(const BundleArgs& args) {
                {"dropped", packed->dropped},
                {"reframed_bodies", packed->reframed_bodies},
                {"generation", point->image().generation()},
-               {"point",
-                {{"held", point->held()},
-                 {"held_ms", point->held_ms()},
-                 {"drain_ms", point->drain_ms()},
-                 {"snapshot_ms", point->snapshot_ms()},
-                 {"pin_ms", point->pin_ms()},
-                 {"bodies_pinned", point->bodies_pinned()},
-                 {"attempts", point->attempts()}}},
+               {"point", point->Describe()},
                {"credentials_kept", args.keep_credentials},
                {"final_digest", packed->final_digest}});
     return kExitOk;

@@ -85,14 +85,7 @@ int BundlePack(const BundleArgs& args) {
                {"body_bytes", packed->body_bytes},
                {"schema_version", packed->schema_version},
                {"generation", point->image().generation()},
-               {"point",
-                {{"held", point->held()},
-                 {"held_ms", point->held_ms()},
-                 {"drain_ms", point->drain_ms()},
-                 {"snapshot_ms", point->snapshot_ms()},
-                 {"pin_ms", point->pin_ms()},
-                 {"bodies_pinned", point->bodies_pinned()},
-                 {"attempts", point->attempts()}}},
+               {"point", point->Describe()},
                {"credentials_kept", args.keep_credentials},
                {"meta_sha256", packed->meta_sha256}});
   } else {

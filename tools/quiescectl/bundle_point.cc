@@ -332,4 +332,14 @@ std::unique_ptr<PackPoint> PackPoint::Take(LiveOrigin& live,
   return nullptr;
 }
 
+control::json PackPoint::Describe() const {
+  return {{"held", held()},
+          {"held_ms", held_ms()},
+          {"drain_ms", drain_ms()},
+          {"snapshot_ms", snapshot_ms()},
+          {"pin_ms", pin_ms()},
+          {"bodies_pinned", bodies_pinned()},
+          {"attempts", attempts()}};
+}
+
 }  // namespace quiesce::ctl

@@ -77,6 +77,8 @@ class PackPoint {
   // were made after a plain snapshot, and a body the page deleted in
   // between made it try again.
   bool held() const { return holds_; }
+  // The figures above, as the "point" object of pack's --json.
+  control::json Describe() const;
 
  private:
   PackPoint() = default;
