@@ -98,6 +98,16 @@ json DescribeStatus(const DatabaseInfo& info) {
   return status;
 }
 
+json DescribeHold(const HoldPoint& hold) {
+  return {{"generation", hold.generation},
+          {"position", DescribePosition(hold.position)},
+          {"locking_mode", LockingModeName(hold.locking_mode)},
+          {"files",
+           {{"db", hold.db_bytes},
+            {"wal", hold.wal_bytes},
+            {"journal", hold.journal_bytes}}}};
+}
+
 json DescribeEvent(uint64_t db_id, const CommitEvent& event) {
   return {
       {"db", db_id},

@@ -8,6 +8,7 @@
 
 #include "codec.h"
 #include "database.h"
+#include "hold.h"
 #include "position.h"
 
 namespace quiesce::control {
@@ -22,6 +23,10 @@ json DescribeSummary(const DatabaseInfo& info);
 
 // "status": the summary plus counters and every handle's locks.
 json DescribeStatus(const DatabaseInfo& info);
+
+// hold's reply: generation, position, locking_mode and the files' lengths
+// a copy may read ({"db":..,"wal":..,"journal":..}, -1 for none).
+json DescribeHold(const HoldPoint& hold);
 
 // The fields of a "commit" event of database `db_id` (without id/event).
 json DescribeEvent(uint64_t db_id, const CommitEvent& event);

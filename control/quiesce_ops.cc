@@ -16,7 +16,7 @@
 #include "client_descriptor.h"
 #include "describe.h"
 #include "errno_text.h"
-#include "exclusive_point.h"
+#include "hold.h"
 #include "jobs.h"
 #include "lease.h"
 #include "payload_budget.h"
@@ -313,54 +313,6 @@ Outcome SnapshotOp(Call& call) {
 
 // --- hold and release -------------------------------------------------------
 
-int64_t FileSize(const std::string& path) {
-  struct stat st;
-  return stat(path.c_str(), &st) == 0 ? static_cast<int64_t>(st.st_size) : -1;
-}
-
-struct HoldPoint {
-  uint64_t token = 0;
-  json reply;  // generation, position, locking_mode, files
-};
-
-// Normal locking: the gate drains every host transaction and checkpoint,
-// and the files are stable as they are. locking_mode=EXCLUSIVE: the write
-// gate; the database file is stable, and of the WAL only its committed
-// prefix (host commits append past it), of the journal nothing.
-Result<HoldPoint> ReachHoldPoint(Database& db,
-                                 Job::Clock::time_point drain_deadline,
-                                 Job::Clock::time_point closed_until) {
-  HoldPoint hold;
-  const std::string& path = db.path();
-  if (db.Info().locking_mode == LockingMode::kExclusive) {
-    auto point = ReachExclusivePoint(db, drain_deadline, closed_until);
-    if (!point.ok()) return point.error();
-    const ExclusivePoint& at = point.value();
-    hold.token = at.token;
-    hold.reply = {{"generation", at.point.generation},
-                  {"position", DescribePosition(at.point.position)},
-                  {"locking_mode", "exclusive"},
-                  {"files",
-                   {{"db", at.db_bytes},
-                    {"wal", at.wal_bytes},
-                    {"journal", 0}}}};
-    return hold;  // the files quiesce opened close; the gate stays shut
-  }
-  auto token = db.CloseGate(Drain::kHold, /*readers_may_proceed=*/false,
-                            drain_deadline, closed_until);
-  if (!token.ok()) return token.error();
-  hold.token = token.value();
-  const DatabaseInfo info = db.Info();
-  hold.reply = {{"generation", info.generation},
-                {"position", DescribePosition(info.position)},
-                {"locking_mode", "normal"},
-                {"files",
-                 {{"db", FileSize(path)},
-                  {"wal", FileSize(path + "-wal")},
-                  {"journal", FileSize(path + "-journal")}}}};
-  return hold;
-}
-
 Outcome HoldOp(Call& call) {
   Outcome error;
   auto db = WritableDatabase(call, &error);
@@ -395,7 +347,7 @@ Outcome HoldOp(Call& call) {
                true);
       return;
     }
-    json result = point.value().reply;
+    json result = DescribeHold(point.value());
     result["db"] = db->id();
     result["path"] = db->path();
     result["lease_ms"] = lease_ms;
@@ -630,66 +582,6 @@ Outcome InjectOp(Call& call) {
 }
 
 }  // namespace
-
-bool Lease::Begin(uint64_t gate_token, Clock::time_point until) {
-  MutexLock lock(&mu_);
-  if (ended_) {
-    db->ReopenGate(gate_token);
-    return false;
-  }
-  token_ = gate_token;
-  until_ = until;
-  return true;
-}
-
-bool Lease::Acquire(uint64_t* token, Clock::time_point* until) {
-  MutexLock lock(&mu_);
-  if (ended_ || token_ == 0) return false;
-  ++users_;
-  *token = token_;
-  *until = until_;
-  return true;
-}
-
-void Lease::Unacquire() {
-  MutexLock lock(&mu_);
-  if (--users_ == 0 && reopen_pending_) {
-    reopen_pending_ = false;
-    db->ReopenGate(token_);
-  }
-}
-
-bool Lease::Release() {
-  bool intact = false;
-  {
-    MutexLock lock(&mu_);
-    if (ended_) return false;
-    ended_ = true;
-    if (users_ > 0) {
-      reopen_pending_ = true;  // the injection inside reopens at its end
-      intact = Clock::now() < until_;
-    } else {
-      intact = token_ != 0 && db->ReopenGate(token_);
-    }
-  }
-  if (auto job = timer.lock()) job->Cancel();
-  return intact;
-}
-
-bool Lease::End() {
-  {
-    MutexLock lock(&mu_);
-    if (ended_) return false;
-    ended_ = true;
-    if (users_ > 0) {
-      reopen_pending_ = true;
-    } else if (token_ != 0) {
-      db->ReopenGate(token_);
-    }
-  }
-  if (auto job = timer.lock()) job->Cancel();
-  return true;
-}
 
 const std::vector<Operation>& QuiesceOperations() {
   static const std::vector<Operation> ops = {

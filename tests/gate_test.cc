@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "hold.h"
 #include "own_connection.h"
 #include "shim_file.h"
 #include "result_matchers.h"
@@ -69,6 +70,40 @@ class GateTest : public ::testing::Test {
   Conn host_{path_};
   std::shared_ptr<Database> db_;
 };
+
+// hold's point, without the control channel: the gate is closed, and the
+// files are named as they stand; reopening with its token ends it.
+TEST_F(GateTest, AHoldNamesItsPointAndTheFilesAsTheyStand) {
+  const auto now = Clock::now();
+  auto hold = ReachHoldPoint(*db_, now + std::chrono::seconds(2),
+                             now + std::chrono::seconds(5));
+  ASSERT_OK(hold);
+  const DatabaseInfo info = db_->Info();
+  EXPECT_TRUE(info.gate_closed);
+  EXPECT_EQ(hold.value().generation, info.generation);
+  EXPECT_EQ(hold.value().position, info.position);
+  EXPECT_EQ(hold.value().locking_mode, LockingMode::kNormal);
+  EXPECT_EQ(hold.value().db_bytes,
+            static_cast<int64_t>(std::filesystem::file_size(path_)));
+  EXPECT_EQ(hold.value().wal_bytes,
+            static_cast<int64_t>(std::filesystem::file_size(path_ + "-wal")));
+  EXPECT_EQ(hold.value().journal_bytes, -1);
+  EXPECT_TRUE(db_->ReopenGate(hold.value().token));
+  EXPECT_FALSE(db_->Info().gate_closed);
+}
+
+// A host transaction that does not end in time: the hold fails with what
+// held it, and the gate is open again (the host's next commit goes on).
+TEST_F(GateTest, AHoldThatCannotDrainFailsAndLeavesTheGateOpen) {
+  host_.Must("BEGIN IMMEDIATE; INSERT INTO t VALUES (2)");
+  const auto now = Clock::now();
+  auto hold = ReachHoldPoint(*db_, now + std::chrono::milliseconds(50),
+                             now + std::chrono::seconds(5));
+  EXPECT_THAT(hold, IsError(ErrorCode::kTimeout,
+                            HasSubstr("the host did not finish in time")));
+  EXPECT_FALSE(db_->Info().gate_closed);
+  host_.Must("COMMIT");
+}
 
 // A host request that found quiesce's own connection in its way waits for
 // it with the database mutex released, and the gate may close meanwhile
