@@ -79,6 +79,7 @@ DatabaseInfo Database::Info() {
     info.page_size = page_size_;
     info.db_pages = db_pages_;
     for (const ShimFile* f : handles_) {
+      f->LockedBy(*this);
       if (f->own) continue;
       info.handles.push_back(
           {f->handle_id, f->lock_level, f->shm_shared, f->shm_exclusive});
@@ -118,6 +119,7 @@ uint64_t Database::last_event_seq() {
 bool Database::PinWalPoint(const ShimFile* own, PinnedPoint* out) {
   MutexLock lock(&mu);
   for (const ShimFile* f : handles_) {
+    f->LockedBy(*this);
     if (!f->own && (f->shm_exclusive & (1u << wal::kWriteLock))) return false;
   }
   wal::IndexHeader h;
@@ -181,6 +183,7 @@ void Database::RemoveHandle(ShimFile* file) {
 
 bool Database::LocalWriterActive() {
   for (const ShimFile* f : handles_) {
+    f->LockedBy(*this);
     if ((f->shm_exclusive & (1u << wal::kWriteLock)) ||
         f->lock_level >= SQLITE_LOCK_RESERVED) {
       return true;
@@ -190,6 +193,7 @@ bool Database::LocalWriterActive() {
 }
 
 void Database::OnWalWriteLocked(ShimFile* file) {
+  file->LockedBy(*this);
   journal_mode_ = JournalMode::kWal;
   file->write_hdr_valid = false;
   wal::IndexHeader h;
@@ -211,6 +215,7 @@ void Database::OnWalWriteLocked(ShimFile* file) {
 }
 
 void Database::OnWalWriteUnlocking(ShimFile* file) {
+  file->LockedBy(*this);
   pending_commit_frame_ = 0;
   wal::IndexHeader h;
   if (file->shm0 == nullptr || !wal::ReadIndexHeader(file->shm0, &h)) return;

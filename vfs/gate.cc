@@ -25,7 +25,7 @@ constexpr uint8_t kWriteBit = 1u << wal::kWriteLock;
 constexpr uint8_t kCkptBit = 1u << wal::kCkptLock;
 constexpr uint8_t kReadBits = static_cast<uint8_t>(0xF8);  // READ0..READ4
 
-std::string DescribeLocks(const ShimFile* f) {
+std::string DescribeLocks(const ShimFile* f) QUIESCE_REQUIRES(f->db->mu) {
   static const char* const kSlots[wal::kNumLocks] = {
       "WRITE", "CKPT", "RECOVER", "READ0", "READ1", "READ2", "READ3", "READ4"};
   std::string out;
@@ -47,6 +47,7 @@ std::string DescribeLocks(const ShimFile* f) {
 }  // namespace
 
 bool Database::Idle(const ShimFile* f) const {
+  f->LockedBy(*this);
   if (journal_mode_ == JournalMode::kWal) {
     // A WAL connection keeps a SHARED lock on the database file for its
     // whole life: only wal-index locks mark a transaction.
@@ -58,6 +59,7 @@ bool Database::Idle(const ShimFile* f) const {
 const ShimFile* Database::DrainBlocker() const {
   const bool wal = journal_mode_ == JournalMode::kWal;
   for (const ShimFile* f : handles_) {
+    f->LockedBy(*this);
     if (f->own || Idle(f)) continue;
     if (wal) {
       const bool writing = f->shm_exclusive & kWriteBit;
@@ -100,6 +102,7 @@ bool Database::GateHoldsBack(const ShimFile* f, bool shm, int offset,
   // another handle would wait for itself until the drain timed out.
   const std::thread::id me = std::this_thread::get_id();
   for (const ShimFile* other : handles_) {
+    other->LockedBy(*this);
     if (other != f && !Idle(other) && other->lock_thread == me) return false;
   }
   return true;
@@ -242,6 +245,7 @@ bool Database::AwaitOwn(Conflicts conflicts, Clock::time_point deadline) {
 
 bool Database::AwaitOwnShmRelease(ShimFile* f, int offset, int n, int flags,
                                   Clock::time_point deadline) {
+  f->LockedBy(*this);
   if (f->own || (flags & SQLITE_SHM_UNLOCK)) return false;
   const uint8_t mask = SlotMask(offset, n);
   const bool exclusive = flags & SQLITE_SHM_EXCLUSIVE;
@@ -263,6 +267,7 @@ bool Database::AwaitOwnShmRelease(ShimFile* f, int offset, int n, int flags,
   return AwaitOwn(
       [&]() QUIESCE_REQUIRES(mu) {
         for (const ShimFile* g : handles_) {
+          g->LockedBy(*this);
           if (g->own && ((g->shm_exclusive & waits_for) ||
                          (g->shm_shared & shared_mask))) {
             return true;
@@ -285,6 +290,7 @@ bool Database::AwaitOwnLockRelease(ShimFile* f, int level,
   return AwaitOwn(
       [&]() QUIESCE_REQUIRES(mu) {
         for (const ShimFile* g : handles_) {
+          g->LockedBy(*this);
           // RESERVED conflicts with RESERVED and above; PENDING and
           // EXCLUSIVE with any SHARED.
           if (g->own && (level == SQLITE_LOCK_RESERVED
@@ -315,6 +321,7 @@ void Database::CountYield() {
 }
 
 void Database::OnLocksChanged(ShimFile* f) {
+  f->LockedBy(*this);
   if (Idle(f)) {
     f->lock_thread = std::thread::id();
   } else if (f->lock_thread == std::thread::id()) {
@@ -355,6 +362,7 @@ Result<uint64_t> Database::CloseGate(Drain level, bool readers_may_proceed,
     if (Clock::now() >= drain_deadline) {
       char message[256];
       if (blocker != nullptr) {
+        blocker->LockedBy(*this);
         std::snprintf(
             message, sizeof(message),
             "the host did not finish in time: handle %llu holds %s since "

@@ -22,6 +22,7 @@
 #define QUIESCE_EXCLUDES(...) QUIESCE_TSA(locks_excluded(__VA_ARGS__))
 #define QUIESCE_ACQUIRE(...) QUIESCE_TSA(acquire_capability(__VA_ARGS__))
 #define QUIESCE_RELEASE(...) QUIESCE_TSA(release_capability(__VA_ARGS__))
+#define QUIESCE_ASSERT_CAPABILITY(x) QUIESCE_TSA(assert_capability(x))
 #define QUIESCE_NO_TSA QUIESCE_TSA(no_thread_safety_analysis)
 
 namespace quiesce {

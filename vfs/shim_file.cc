@@ -213,6 +213,7 @@ int ShimLock(sqlite3_file* file, int level) {
   if (f->kind != FileKind::kMainDb) return real->pMethods->xLock(real, level);
   Database& db = *f->db;
   MutexLock lock(&db.mu);
+  f->LockedBy(db);
   // The gate check, the base's lock and the table update happen under one
   // mutex: a drain can never miss a lock taken past an open gate. A wait
   // for quiesce's own lock releases the mutex, so each try is admitted
@@ -323,6 +324,7 @@ int ShimShmMap(sqlite3_file* file, int page, int page_size, int extend,
 void TrackShmLock([[maybe_unused]] Database& db, ShimFile* f, int offset,
                   int n, int flags)
     QUIESCE_REQUIRES(db.mu) {
+  f->LockedBy(db);
   const auto mask = static_cast<uint8_t>(((1u << n) - 1u) << offset);
   if (flags & SQLITE_SHM_UNLOCK) {
     f->shm_shared &= static_cast<uint8_t>(~mask);
@@ -348,6 +350,7 @@ int ShimShmLock(sqlite3_file* file, int offset, int n, int flags) {
   }
   Database& db = *f->db;
   MutexLock lock(&db.mu);
+  f->LockedBy(db);
   const bool unlock = (flags & SQLITE_SHM_UNLOCK) != 0;
   const bool exclusive = (flags & SQLITE_SHM_EXCLUSIVE) != 0;
   const bool covers_write = offset == wal::kWriteLock;

@@ -8,6 +8,7 @@
 #ifndef QUIESCE_VFS_SHIM_FILE_H_
 #define QUIESCE_VFS_SHIM_FILE_H_
 
+#include <cassert>
 #include <cstddef>
 #include <cstdint>
 #include <chrono>
@@ -37,18 +38,28 @@ struct ShimFile {
   // when it cannot be told.
   int fd = -1;
 
-  // When and on which thread this handle went from holding no lock to
-  // holding one (for the same-thread rule and for drain errors).
-  std::thread::id lock_thread;
-  std::chrono::steady_clock::time_point held_since;
-
-  // Main-database handles: locks held, guarded by db->mu.
-  int lock_level = 0;                // SQLITE_LOCK_*
-  uint8_t shm_shared = 0;            // bit per shm slot held shared
-  uint8_t shm_exclusive = 0;         // bit per shm slot held exclusive
-  bool recovering = false;           // took RECOVER while holding WRITE
-  bool write_hdr_valid = false;      // write_hdr read when WRITE was taken
-  wal::IndexHeader write_hdr;
+  // Main-database handles, under db->mu (the thread-safety analysis checks
+  // it): when and on which thread this handle went from holding no lock to
+  // holding one (for the same-thread rule and for drain errors), and the
+  // locks it holds.
+  std::thread::id lock_thread QUIESCE_GUARDED_BY(db->mu);
+  std::chrono::steady_clock::time_point held_since QUIESCE_GUARDED_BY(db->mu);
+  int lock_level QUIESCE_GUARDED_BY(db->mu) = 0;       // SQLITE_LOCK_*
+  // Bit per shm slot held shared, exclusive.
+  uint8_t shm_shared QUIESCE_GUARDED_BY(db->mu) = 0;
+  uint8_t shm_exclusive QUIESCE_GUARDED_BY(db->mu) = 0;
+  // Took RECOVER while holding WRITE; write_hdr read when WRITE was taken.
+  bool recovering QUIESCE_GUARDED_BY(db->mu) = false;
+  bool write_hdr_valid QUIESCE_GUARDED_BY(db->mu) = false;
+  wal::IndexHeader write_hdr QUIESCE_GUARDED_BY(db->mu);
+  // Tells the thread-safety analysis that `owner.mu`, which the caller
+  // holds, is db->mu (it cannot follow the db pointer from a Database's
+  // own methods, or through a reference the caller took), so the fields
+  // above may be used. Checked in debug builds.
+  void LockedBy(const Database& owner) const QUIESCE_REQUIRES(owner.mu)
+      QUIESCE_ASSERT_CAPABILITY(db->mu) {
+    assert(db.get() == &owner);
+  }
   // The first wal-index region, once mapped (in the -shm file or, for
   // unix-excl, in heap memory shared within the process).
   const volatile void* shm0 = nullptr;
