@@ -24,21 +24,20 @@ Outcome Hello(Call& call) {
   if (const auto it = call.request.args.find("version");
       it != call.request.args.end()) {
     if (!it->is_number_integer()) {
-      return Outcome::Error(ErrorCode::kBadRequest,
-                            "\"version\" must be an integer");
+      return Error{ErrorCode::kBadRequest, "\"version\" must be an integer"};
     }
     // A client names the highest version it speaks; both use the lower.
     version = std::min(it->get<int64_t>(), kProtocolVersion);
     if (version < 1) {
-      return Outcome::Error(ErrorCode::kUnsupported,
-                            "this host speaks protocol version 1 only");
+      return Error{ErrorCode::kUnsupported,
+                   "this host speaks protocol version 1 only"};
     }
   }
   json ops = json::array();
   for (const Operation& op : Operations()) {
     ops.push_back({{"op", op.name}, {"help", op.help}});
   }
-  return Outcome::Ok({
+  return Answer({
       {"version", version},
       {"server", "quiesce"},
       {"pid", getpid()},
@@ -81,38 +80,36 @@ Outcome List(Call& call) {
                          {"partly_tracked", u.partly_tracked},
                          {"reason", std::string(kOpenedBeforeAttach)}});
   }
-  return Outcome::Ok(
+  return Answer(
       {{"databases", std::move(rows)}, {"untracked", std::move(untracked)}});
 }
 
 Outcome Status(Call& call) {
-  Outcome error;
-  const auto db = ResolveDatabase(call, &error);
-  if (!db) return error;
-  return Outcome::Ok(DescribeStatus(db->Info()));
+  const auto db = ResolveDatabase(call);
+  if (!db.ok()) return db.error();
+  return Answer(DescribeStatus(db.value()->Info()));
 }
 
 Outcome WatchOp(Call& call) {
   Session& session = call.session;
   if (session.watches.size() >= call.limits.max_watches) {
-    return Outcome::Error(ErrorCode::kBusy,
-                          "this session already has " +
-                              std::to_string(session.watches.size()) +
-                              " watches");
+    return Error{ErrorCode::kBusy, "this session already has " +
+                                       std::to_string(session.watches.size()) +
+                                       " watches"};
   }
   Watch watch;
   watch.request_id = call.request.id;
   for (const Watch& w : session.watches) {
     if (w.request_id == watch.request_id) {
-      return Outcome::Error(ErrorCode::kBadRequest,
-                            "a watch with this id is already running");
+      return Error{ErrorCode::kBadRequest,
+                   "a watch with this id is already running"};
     }
   }
   json watching = json::array();
   if (call.request.args.contains("db")) {
-    Outcome error;
-    const auto db = ResolveDatabase(call, &error);
-    if (!db) return error;
+    const auto resolved = ResolveDatabase(call);
+    if (!resolved.ok()) return resolved.error();
+    const std::shared_ptr<Database>& db = resolved.value();
     watch.db = db->id();
     watch.cursors[db->id()] = {db, db->last_event_seq()};
     watching.push_back(db->id());
@@ -126,15 +123,15 @@ Outcome WatchOp(Call& call) {
     }
   }
   session.watches.push_back(std::move(watch));
-  return Outcome::Ok({{"watching", std::move(watching)},
-                      {"all", !call.request.args.contains("db")}});
+  return Answer({{"watching", std::move(watching)},
+                 {"all", !call.request.args.contains("db")}});
 }
 
 Outcome Unwatch(Call& call) {
   const auto it = call.request.args.find("watch");
   if (it == call.request.args.end() || !it->is_number_integer()) {
-    return Outcome::Error(ErrorCode::kBadRequest,
-                          "\"watch\" must be the id of the watch request");
+    return Error{ErrorCode::kBadRequest,
+                 "\"watch\" must be the id of the watch request"};
   }
   const int64_t watch_id = it->get<int64_t>();
   auto& watches = call.session.watches;
@@ -142,11 +139,11 @@ Outcome Unwatch(Call& call) {
       std::find_if(watches.begin(), watches.end(),
                    [&](const Watch& w) { return w.request_id == watch_id; });
   if (found == watches.end()) {
-    return Outcome::Error(ErrorCode::kNotFound,
-                          "no watch with id " + std::to_string(watch_id));
+    return Error{ErrorCode::kNotFound,
+                 "no watch with id " + std::to_string(watch_id)};
   }
   watches.erase(found);
-  return Outcome::Ok({{"stopped", watch_id}});
+  return Answer({{"stopped", watch_id}});
 }
 
 }  // namespace
@@ -181,14 +178,13 @@ const Operation* FindOperation(std::string_view name) {
   return nullptr;
 }
 
-std::shared_ptr<Database> ResolveDatabase(const Call& call, Outcome* error) {
+Result<std::shared_ptr<Database>> ResolveDatabase(const Call& call) {
   const auto it = call.request.args.find("db");
   std::shared_ptr<Database> db;
   std::string named;
   if (it == call.request.args.end()) {
-    *error = Outcome::Error(ErrorCode::kBadRequest,
-                            "missing \"db\": an id from list, or a path");
-    return nullptr;
+    return Error{ErrorCode::kBadRequest,
+                 "missing \"db\": an id from list, or a path"};
   }
   if (it->is_number_unsigned()) {
     db = call.context->FindById(it->get<uint64_t>());
@@ -199,37 +195,30 @@ std::shared_ptr<Database> ResolveDatabase(const Call& call, Outcome* error) {
     named = it->get<std::string>();
     db = call.context->FindByPath(named);
   } else {
-    *error = Outcome::Error(ErrorCode::kBadRequest,
-                            "\"db\" must be an id from list, or a path");
-    return nullptr;
+    return Error{ErrorCode::kBadRequest,
+                 "\"db\" must be an id from list, or a path"};
   }
   if (!db) {
     for (const UntrackedDatabase& u : ScanUntracked(*call.context)) {
       if (u.path == named) {
-        *error = Outcome::Error(ErrorCode::kUnsupported,
-                                named + ": " + kOpenedBeforeAttach);
-        return nullptr;
+        return Error{ErrorCode::kUnsupported,
+                     named + ": " + kOpenedBeforeAttach};
       }
     }
-    *error = Outcome::Error(ErrorCode::kNotFound,
-                            "no open database with " + named);
-    return nullptr;
+    return Error{ErrorCode::kNotFound, "no open database with " + named};
   }
   if (!CanRead(call, *db)) {
-    *error = Outcome::Error(ErrorCode::kForbidden,
-                            "this peer may not read " + db->path());
-    return nullptr;
+    return Error{ErrorCode::kForbidden, "this peer may not read " + db->path()};
   }
   return db;
 }
 
-std::shared_ptr<Database> ResolveTrackedDatabase(const Call& call,
-                                                 Outcome* error) {
-  auto db = ResolveDatabase(call, error);
-  if (!db) return nullptr;
-  if (auto r = CheckFullyTracked(*db, call.context->attached()); !r.ok()) {
-    *error = Outcome::Error(ErrorCode::kUnsupported, r.error().message);
-    return nullptr;
+Result<std::shared_ptr<Database>> ResolveTrackedDatabase(const Call& call) {
+  auto db = ResolveDatabase(call);
+  if (!db.ok()) return db;
+  if (auto r = CheckFullyTracked(*db.value(), call.context->attached());
+      !r.ok()) {
+    return Error{ErrorCode::kUnsupported, r.error().message};
   }
   return db;
 }

@@ -16,27 +16,23 @@
 #include "access.h"
 #include "codec.h"
 #include "context.h"
+#include "result.h"
 #include "server_limits.h"
 #include "session.h"
 #include "unique_fd.h"
 
 namespace quiesce::control {
 
-// A reply: ok with a result, or a typed error.
-struct Outcome {
-  bool ok = true;
-  bool deferred = false;  // a job replies later
+// What a handler answers: a result to send now, or that a job it started
+// sends the reply later. A failure is an Error (vfs/result.h), sent as the
+// protocol's typed error: host code has one error type.
+struct Reply {
   json result = json::object();
-  ErrorCode code = ErrorCode::kInternal;
-  std::string message;
-
-  static Outcome Ok(json result) {
-    return {true, false, std::move(result), {}, {}};
-  }
-  static Outcome Error(ErrorCode code, std::string message) {
-    return {false, false, json::object(), code, std::move(message)};
-  }
+  bool deferred = false;  // a job replies later
 };
+using Outcome = Result<Reply>;
+
+inline Outcome Answer(json result) { return Reply{std::move(result), false}; }
 
 // What a handler may see and touch.
 class Jobs;
@@ -65,14 +61,13 @@ const Operation* FindOperation(std::string_view name);
 
 // The database a request names in its "db" field: a numeric id from list,
 // or the canonical path; not_found or forbidden otherwise.
-std::shared_ptr<Database> ResolveDatabase(const Call& call, Outcome* error);
+Result<std::shared_ptr<Database>> ResolveDatabase(const Call& call);
 
 // ResolveDatabase, for operations that need every connection to the
 // database in the shim's sight (snapshot, hold, inject): a database that
 // the process also has open out of the shim's sight (opened before an
 // attach) is refused as unsupported (untracked.h).
-std::shared_ptr<Database> ResolveTrackedDatabase(const Call& call,
-                                                 Outcome* error);
+Result<std::shared_ptr<Database>> ResolveTrackedDatabase(const Call& call);
 
 }  // namespace quiesce::control
 

@@ -31,47 +31,53 @@ using std::chrono::milliseconds;
 constexpr int64_t kDefaultSnapshotMs = 10 * 60 * 1000;
 constexpr int64_t kMaxSnapshotMs = 60 * 60 * 1000;
 
-// An optional integer argument within [lo, hi]; false (with *error) when
-// present and not such an integer.
-bool IntArg(const Call& call, const char* name, int64_t lo, int64_t hi,
-            int64_t* value, Outcome* error) {
+// An optional integer argument within [lo, hi], into *value when present;
+// bad_request when present and not such an integer.
+quiesce::Result<quiesce::Ok> IntArg(const Call& call, const char* name,
+                                    int64_t lo, int64_t hi, int64_t* value) {
   const auto it = call.request.args.find(name);
-  if (it == call.request.args.end()) return true;
+  if (it == call.request.args.end()) return quiesce::Ok{};
   if (!it->is_number_integer() || it->get<int64_t>() < lo ||
       it->get<int64_t>() > hi) {
-    *error = Outcome::Error(ErrorCode::kBadRequest,
-                            std::string("\"") + name +
-                                "\" must be an integer from " +
-                                std::to_string(lo) + " to " +
-                                std::to_string(hi));
-    return false;
+    return Error{ErrorCode::kBadRequest,
+                 std::string("\"") + name + "\" must be an integer from " +
+                     std::to_string(lo) + " to " + std::to_string(hi)};
   }
   *value = it->get<int64_t>();
-  return true;
+  return quiesce::Ok{};
 }
 
-bool BoolArg(const Call& call, const char* name, bool* value, Outcome* error) {
+// An optional boolean argument, into *value when present.
+quiesce::Result<quiesce::Ok> BoolArg(const Call& call, const char* name,
+                                     bool* value) {
   const auto it = call.request.args.find(name);
-  if (it == call.request.args.end()) return true;
+  if (it == call.request.args.end()) return quiesce::Ok{};
   if (!it->is_boolean()) {
-    *error = Outcome::Error(ErrorCode::kBadRequest,
-                            std::string("\"") + name + "\" must be true or false");
-    return false;
+    return Error{ErrorCode::kBadRequest,
+                 std::string("\"") + name + "\" must be true or false"};
   }
   *value = it->get<bool>();
-  return true;
+  return quiesce::Ok{};
 }
 
-std::shared_ptr<Database> WritableDatabase(const Call& call, Outcome* error) {
-  auto db = ResolveTrackedDatabase(call, error);
-  if (db && !CapabilitiesFor(call.policy, call.session.peer(), db->path())
-                 .write) {
-    *error = Outcome::Error(
-        ErrorCode::kForbidden,
-        "this host does not let clients write " + db->path() +
-            " (the host enables it with QUIESCE_WRITABLE or "
-            "quiesce_config.writable)");
-    return nullptr;
+// The first failure of several argument checks (all run, left to right).
+quiesce::Result<quiesce::Ok> FirstFailure(
+    std::initializer_list<quiesce::Result<quiesce::Ok>> checks) {
+  for (const auto& check : checks) {
+    if (!check.ok()) return check.error();
+  }
+  return quiesce::Ok{};
+}
+
+Result<std::shared_ptr<Database>> WritableDatabase(const Call& call) {
+  auto db = ResolveTrackedDatabase(call);
+  if (db.ok() &&
+      !CapabilitiesFor(call.policy, call.session.peer(), db.value()->path())
+           .write) {
+    return Error{ErrorCode::kForbidden,
+                 "this host does not let clients write " + db.value()->path() +
+                     " (the host enables it with QUIESCE_WRITABLE or "
+                     "quiesce_config.writable)"};
   }
   return db;
 }
@@ -83,14 +89,12 @@ Outcome Defer(Call& call, std::function<void(Job&)> work,
   auto job = call.jobs.Start(call.session.id(), std::move(work));
   if (started) *started = job;
   if (!job) {
-    return Outcome::Error(ErrorCode::kBusy,
-                          "the host is running as many operations as it "
-                          "allows; try again");
+    return Error{ErrorCode::kBusy,
+                 "the host is running as many operations as it "
+                 "allows; try again"};
   }
   ++call.session.jobs_pending;
-  Outcome deferred;
-  deferred.deferred = true;
-  return deferred;
+  return Reply{json::object(), /*deferred=*/true};
 }
 
 // Payload bytes a job holds, taken from the server's budget and given
@@ -257,31 +261,33 @@ json PointJson(const Database& db, const PinnedPoint& p) {
 // --- snapshot ---------------------------------------------------------------
 
 Outcome SnapshotOp(Call& call) {
-  Outcome error;
-  auto db = ResolveDatabase(call, &error);
-  if (!db) return error;
+  auto resolved = ResolveDatabase(call);
+  if (!resolved.ok()) return resolved.error();
+  std::shared_ptr<Database> db = std::move(resolved.value());
   if (call.fds.size() != 1) {
-    return Outcome::Error(ErrorCode::kBadRequest,
-                          "snapshot needs one descriptor to write the image "
-                          "to (\"fds\":1)");
+    return Error{ErrorCode::kBadRequest,
+                 "snapshot needs one descriptor to write the image "
+                 "to (\"fds\":1)"};
   }
   const int fl = fcntl(call.fds[0].get(), F_GETFL);
   if (fl < 0 || (fl & O_ACCMODE) == O_RDONLY) {
-    return Outcome::Error(ErrorCode::kBadRequest,
-                          "the snapshot's descriptor is not open for writing");
+    return Error{ErrorCode::kBadRequest,
+                 "the snapshot's descriptor is not open for writing"};
   }
   if (auto r = CheckCannotBlock(call.fds[0].get(), "the snapshot's descriptor");
       !r.ok()) {
-    return Outcome::Error(r.error().code, r.error().message);
+    return r.error();
   }
   int64_t timeout_ms = kDefaultSnapshotMs;
   bool progress = false;
-  if (!IntArg(call, "timeout_ms", 1, kMaxSnapshotMs, &timeout_ms, &error) ||
-      !BoolArg(call, "progress", &progress, &error)) {
-    return error;
+  if (auto r = FirstFailure(
+          {IntArg(call, "timeout_ms", 1, kMaxSnapshotMs, &timeout_ms),
+           BoolArg(call, "progress", &progress)});
+      !r.ok()) {
+    return r.error();
   }
   // After the request's own checks: a client's mistakes come first.
-  if (!ResolveTrackedDatabase(call, &error)) return error;
+  if (auto r = ResolveTrackedDatabase(call); !r.ok()) return r.error();
   auto fd = std::make_shared<UniqueFd>(std::move(call.fds[0]));
   const int64_t id = call.request.id;
   return Defer(call, [db, fd, id, timeout_ms, progress](Job& job) {
@@ -314,16 +320,17 @@ Outcome SnapshotOp(Call& call) {
 // --- hold and release -------------------------------------------------------
 
 Outcome HoldOp(Call& call) {
-  Outcome error;
-  auto db = WritableDatabase(call, &error);
-  if (!db) return error;
+  auto resolved = WritableDatabase(call);
+  if (!resolved.ok()) return resolved.error();
+  std::shared_ptr<Database> db = std::move(resolved.value());
   const int64_t cap_ms =
       std::chrono::duration_cast<milliseconds>(db->lease_cap()).count();
   int64_t lease_ms = cap_ms;
   int64_t drain_ms = cap_ms;
-  if (!IntArg(call, "lease_ms", 1, cap_ms, &lease_ms, &error) ||
-      !IntArg(call, "drain_ms", 1, cap_ms, &drain_ms, &error)) {
-    return error;
+  if (auto r = FirstFailure({IntArg(call, "lease_ms", 1, cap_ms, &lease_ms),
+                             IntArg(call, "drain_ms", 1, cap_ms, &drain_ms)});
+      !r.ok()) {
+    return r.error();
   }
   const int64_t id = call.request.id;
   auto lease = std::make_shared<Lease>();
@@ -376,26 +383,26 @@ Outcome HoldOp(Call& call) {
 Outcome ReleaseOp(Call& call) {
   const auto it = call.request.args.find("hold");
   if (it == call.request.args.end() || !it->is_number_integer()) {
-    return Outcome::Error(ErrorCode::kBadRequest,
-                          "\"hold\" must name the id of the hold request");
+    return Error{ErrorCode::kBadRequest,
+                 "\"hold\" must name the id of the hold request"};
   }
   const int64_t hold = it->get<int64_t>();
   const auto lease = call.session.leases.find(hold);
   if (lease == call.session.leases.end()) {
     const auto& revoked = call.session.revoked_holds;
     if (std::find(revoked.begin(), revoked.end(), hold) != revoked.end()) {
-      return Outcome::Ok(
-          {{"intact", false},
-           {"note", "the lease had ended before the release: copies made "
-                    "after its end may be inconsistent"}});
+      return Answer({{"intact", false},
+                     {"note",
+                      "the lease had ended before the release: copies made "
+                      "after its end may be inconsistent"}});
     }
-    return Outcome::Error(ErrorCode::kNotFound,
-                          "this session holds no lease from request " +
-                              std::to_string(it->get<int64_t>()));
+    return Error{ErrorCode::kNotFound,
+                 "this session holds no lease from request " +
+                     std::to_string(it->get<int64_t>())};
   }
   const bool intact = lease->second->Release();
   call.session.leases.erase(lease);
-  return Outcome::Ok(
+  return Answer(
       {{"intact", intact},
        {"note", intact ? "the point was quiescent throughout the lease"
                        : "the lease had ended before the release: copies "
@@ -412,22 +419,21 @@ bool FdIndex(const json& v, size_t fds, size_t* out) {
 }
 
 Outcome InjectOp(Call& call) {
-  Outcome error;
-  auto db = WritableDatabase(call, &error);
-  if (!db) return error;
+  auto resolved = WritableDatabase(call);
+  if (!resolved.ok()) return resolved.error();
+  std::shared_ptr<Database> db = std::move(resolved.value());
   const json& args = call.request.args;
   auto req = std::make_shared<InjectRequest>();
   req->allow_ddl = call.context->config().allow_ddl;
-  if (!BoolArg(call, "dry_run", &req->dry_run, &error) ||
-      !BoolArg(call, "params_from_attachment", &req->params_from_attachment,
-               &error) ||
-      !BoolArg(call, "readers_may_proceed", &req->readers_may_proceed,
-               &error)) {
-    return error;
-  }
   int64_t timeout_ms = 0;
-  if (!IntArg(call, "timeout_ms", 1, kMaxSnapshotMs, &timeout_ms, &error)) {
-    return error;
+  if (auto r = FirstFailure(
+          {BoolArg(call, "dry_run", &req->dry_run),
+           BoolArg(call, "params_from_attachment",
+                   &req->params_from_attachment),
+           BoolArg(call, "readers_may_proceed", &req->readers_may_proceed),
+           IntArg(call, "timeout_ms", 1, kMaxSnapshotMs, &timeout_ms)});
+      !r.ok()) {
+    return r.error();
   }
   // Which descriptors carry what; read on the job's thread.
   auto fds = std::make_shared<std::vector<UniqueFd>>(std::move(call.fds));
@@ -436,38 +442,38 @@ Outcome InjectOp(Call& call) {
   const auto sql = args.find("sql");
   const auto sql_fd_arg = args.find("sql_fd");
   if ((sql == args.end()) == (sql_fd_arg == args.end())) {
-    return Outcome::Error(ErrorCode::kBadRequest,
-                          "give the script as \"sql\" or as \"sql_fd\" (a "
-                          "descriptor index), not both, not neither");
+    return Error{ErrorCode::kBadRequest,
+                 "give the script as \"sql\" or as \"sql_fd\" (a "
+                 "descriptor index), not both, not neither"};
   }
   if (sql != args.end()) {
     if (!sql->is_string() || sql->get<std::string>().size() > kMaxInlineSql) {
-      return Outcome::Error(ErrorCode::kBadRequest,
-                            "\"sql\" must be a string of at most " +
-                                std::to_string(kMaxInlineSql) +
-                                " bytes (pass larger scripts by descriptor: "
-                                "\"sql_fd\")");
+      return Error{ErrorCode::kBadRequest,
+                   "\"sql\" must be a string of at most " +
+                       std::to_string(kMaxInlineSql) +
+                       " bytes (pass larger scripts by descriptor: "
+                       "\"sql_fd\")"};
     }
     req->sql = sql->get<std::string>();
   } else {
     size_t index;
     if (!FdIndex(*sql_fd_arg, fds->size(), &index)) {
-      return Outcome::Error(ErrorCode::kBadRequest,
-                            "\"sql_fd\" must index one of the descriptors");
+      return Error{ErrorCode::kBadRequest,
+                   "\"sql_fd\" must index one of the descriptors"};
     }
     sql_fd = index;
   }
   if (const auto p = args.find("params"); p != args.end()) {
     if (!p->is_object()) {
-      return Outcome::Error(ErrorCode::kBadRequest,
-                            "\"params\" must map names to descriptor indexes");
+      return Error{ErrorCode::kBadRequest,
+                   "\"params\" must map names to descriptor indexes"};
     }
     for (const auto& [name, v] : p->items()) {
       size_t index;
       if (!FdIndex(v, fds->size(), &index)) {
-        return Outcome::Error(ErrorCode::kBadRequest,
-                              "param \"" + name +
-                                  "\" must index one of the descriptors");
+        return Error{
+            ErrorCode::kBadRequest,
+            "param \"" + name + "\" must index one of the descriptors"};
       }
       params.emplace_back(name, index);
     }
@@ -476,14 +482,14 @@ Outcome InjectOp(Call& call) {
     size_t index;
     if (!a->is_object() || !a->contains("name") || !(*a)["name"].is_string() ||
         !a->contains("fd") || !FdIndex((*a)["fd"], fds->size(), &index)) {
-      return Outcome::Error(ErrorCode::kBadRequest,
-                            "\"attach\" must be {\"name\": ..., \"fd\": "
-                            "descriptor index}");
+      return Error{ErrorCode::kBadRequest,
+                   "\"attach\" must be {\"name\": ..., \"fd\": "
+                   "descriptor index}"};
     }
     if (auto r = CheckCannotBlock((*fds)[index].get(),
                                   "the staged database's descriptor");
         !r.ok()) {
-      return Outcome::Error(r.error().code, r.error().message);
+      return r.error();
     }
     req->attach_name = (*a)["name"].get<std::string>();
     req->attach_fd = (*fds)[index].get();
@@ -496,9 +502,9 @@ Outcome InjectOp(Call& call) {
                            ? call.session.leases.find(h->get<int64_t>())
                            : call.session.leases.end();
     if (lease == call.session.leases.end() || lease->second->db != db) {
-      return Outcome::Error(ErrorCode::kNotFound,
-                            "\"hold\" must name the id of this session's "
-                            "hold on the same database");
+      return Error{ErrorCode::kNotFound,
+                   "\"hold\" must name the id of this session's "
+                   "hold on the same database"};
     }
     held = lease->second;
   }

@@ -34,6 +34,26 @@ int PollTimeoutMs(Clock::time_point now, Clock::time_point deadline) {
   return static_cast<int>(std::min<int64_t>(ms, 60 * 1000));
 }
 
+// Runs the operation a request names, once its name and descriptor count
+// are checked; a handler's exception is an internal error, never the host's.
+Outcome Dispatch(Call& call, const Request& request) {
+  const Operation* op = FindOperation(request.op);
+  if (op == nullptr) {
+    return Error{ErrorCode::kUnknownOp,
+                 "no operation \"" + request.op + "\" (hello lists them)"};
+  }
+  if (request.fds > op->max_fds) {
+    return Error{ErrorCode::kBadRequest, request.op + " takes at most " +
+                                             std::to_string(op->max_fds) +
+                                             " descriptors"};
+  }
+  try {
+    return op->run(call);
+  } catch (const std::exception& e) {
+    return Error{ErrorCode::kInternal, e.what()};
+  }
+}
+
 }  // namespace
 
 std::unique_ptr<Server> Server::Start(Context* context, ServerOptions options,
@@ -382,26 +402,13 @@ bool Server::HandleLine(Session& s, const std::string& line,
     if (arrived < static_cast<size_t>(request.fds)) BeginClose(s);
     return queued;
   }
-  Outcome outcome;
-  if (const Operation* op = FindOperation(request.op); op == nullptr) {
-    outcome = Outcome::Error(ErrorCode::kUnknownOp,
-                             "no operation \"" + request.op +
-                                 "\" (hello lists them)");
-  } else if (request.fds > op->max_fds) {
-    outcome = Outcome::Error(ErrorCode::kBadRequest,
-                             request.op + " takes at most " +
-                                 std::to_string(op->max_fds) + " descriptors");
-  } else {
-    try {
-      outcome = op->run(call);
-    } catch (const std::exception& e) {
-      outcome = Outcome::Error(ErrorCode::kInternal, e.what());
-    }
+  const Outcome outcome = Dispatch(call, request);
+  if (!outcome.ok()) {
+    return Queue(s, EncodeError(request.id, outcome.error().code,
+                                outcome.error().message));
   }
-  if (outcome.deferred) return true;
-  return Queue(s, outcome.ok ? EncodeOk(request.id, outcome.result)
-                             : EncodeError(request.id, outcome.code,
-                                           outcome.message));
+  if (outcome.value().deferred) return true;
+  return Queue(s, EncodeOk(request.id, outcome.value().result));
 }
 
 bool Server::Queue(Session& s, const std::string& bytes) {
