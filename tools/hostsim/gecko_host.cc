@@ -110,12 +110,30 @@ void RunOrigin(const std::filesystem::path& profile, int index,
   std::mt19937_64 rng(static_cast<uint64_t>(index) + 1);
   LiveUrls live;
   uint64_t next_unique = 0;
+  auto record = [&](CacheOp op) {
+    op.end_unix_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+    run->ops.push_back(std::move(op));
+  };
+  auto stopped = [&] { return load.stop != nullptr && load.stop->load(); };
+  for (int i = 0; i < load.fill && !stopped(); ++i) {
+    CacheOp op;
+    const std::string url = UrlFor(
+        run->origin, load.urls > 0 ? static_cast<uint64_t>(i) : next_unique++);
+    if (origin->Put(url, RandomBody(rng, load.body_size), &op, &error)) {
+      live.Add(url);
+      record(std::move(op));
+    } else {
+      CountError(run, error);
+    }
+  }
   const auto period =
       load.rate > 0 ? std::chrono::microseconds(1000000 / load.rate)
                     : std::chrono::microseconds(0);
   const auto deadline = Clock::now() + std::chrono::seconds(load.seconds);
   auto next = Clock::now();
-  for (uint64_t n = 0; Clock::now() < deadline; ++n) {
+  for (uint64_t n = 0; Clock::now() < deadline && !stopped(); ++n) {
     CacheOp op;
     const bool deleting = load.delete_every > 0 &&
                           n % load.delete_every ==
@@ -125,7 +143,7 @@ void RunOrigin(const std::filesystem::path& profile, int index,
       const std::string url = live.Pick(rng);
       if (origin->Delete(url, &op, &error)) {
         live.Remove(url);
-        run->ops.push_back(std::move(op));
+        record(std::move(op));
       } else {
         CountError(run, error);
       }
@@ -136,7 +154,7 @@ void RunOrigin(const std::filesystem::path& profile, int index,
       const std::string url = UrlFor(run->origin, k);
       if (origin->Put(url, RandomBody(rng, load.body_size), &op, &error)) {
         live.Add(url);
-        run->ops.push_back(std::move(op));
+        record(std::move(op));
       } else {
         CountError(run, error);
       }
@@ -159,6 +177,7 @@ nlohmann::json OpJson(const OriginRun& run, const CacheOp& op) {
       {"url", op.url},
       {"removed", op.entries_removed},
       {"transaction_us", op.transaction_us},
+      {"end_unix_us", op.end_unix_us},
   };
   if (op.kind == CacheOp::Kind::kPut) {
     line["body_id"] = op.body_id;

@@ -6,6 +6,7 @@
 #ifndef QUIESCE_TOOLS_HOSTSIM_GECKO_HOST_H_
 #define QUIESCE_TOOLS_HOSTSIM_GECKO_HOST_H_
 
+#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -23,6 +24,12 @@ struct GeckoLoad {
   // caches a new URL (nothing is ever replaced).
   int urls = 100;
   int seconds = 2;
+  // Puts of this many distinct URLs first, back to back, before the timed
+  // load (a cache of a known size for benchmarks).
+  int fill = 0;
+  // When set (hostsim's SIGINT and SIGTERM), the load ends early and the
+  // run finishes as at its end: log, summary, exit code.
+  const std::atomic<bool>* stop = nullptr;
 };
 
 // Origin i of the load: http://127.0.0.1:<8000+i> for even i, https://

@@ -35,6 +35,9 @@ struct CacheOp {
   int64_t entries_removed = 0;
   // BEGIN IMMEDIATE to the end of COMMIT, in microseconds.
   int64_t transaction_us = 0;
+  // When it ended (CLOCK_REALTIME, microseconds since the epoch), so that
+  // a benchmark can tell the operations that ran beside its own steps.
+  int64_t end_unix_us = 0;
 };
 
 class GeckoOrigin {

@@ -5,10 +5,12 @@
 // it is a Gecko-like host instead: Cache API storage of several origins
 // under a write load (gecko_host.h). SQLite allocates with mimalloc, set up
 // before SQLite initializes, as Gecko sets up jemalloc.
+#include <signal.h>
 #include <sqlite3.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <climits>
 #include <cstdio>
@@ -38,13 +40,18 @@ struct Options {
   std::string log;        // --log: the Gecko host's operations, JSON lines
 };
 
+// Set by SIGINT and SIGTERM in --gecko mode (a lock-free atomic: safe in a
+// signal handler).
+std::atomic<bool> g_stop{false};
+
 void Usage(FILE* out) {
   std::fprintf(out,
       "usage: hostsim [--dir DIR] [--commits N]\n"
       "               [--socket PATH [--serve SECONDS] [--rate N] [--writable]]\n"
       "       hostsim --gecko [--dir PROFILE] [--origins N] [--rate N]\n"
       "               [--body-size BYTES] [--delete-every N] [--urls N]\n"
-      "               [--seconds S] [--log FILE] [--socket PATH [--writable]]\n"
+      "               [--fill N] [--seconds S] [--log FILE]\n"
+      "               [--socket PATH [--writable]]\n"
       "\n"
       "Runs a host with the quiesce shim registered as the \"unix\" VFS, commits\n"
       "N transactions into one database per journal mode (wal, delete,\n"
@@ -65,9 +72,11 @@ void Usage(FILE* out) {
       "second (default 20; 0: back to back) for --seconds S (default 2): puts\n"
       "of --body-size byte bodies (default 4096) over --urls distinct URLs\n"
       "(default 100; 0: always a new one), and every --delete-every'th\n"
-      "operation (default 5; 0: none) a delete. Prints the databases once\n"
+      "operation (default 5; 0: none) a delete; --fill N first puts N\n"
+      "distinct URLs back to back. Prints the databases once\n"
       "open, then a summary with transaction latencies; --log writes every\n"
-      "committed operation as a JSON line. Exits 1 if any host operation\n"
+      "committed operation as a JSON line. SIGINT or SIGTERM ends the load\n"
+      "early, as if its time were up. Exits 1 if any host operation\n"
       "failed.\n");
 }
 
@@ -180,6 +189,7 @@ int main(int argc, char** argv) {
     else if (a == "--body-size") opt.load.body_size = static_cast<size_t>(number(0));
     else if (a == "--delete-every") opt.load.delete_every = number(0);
     else if (a == "--urls") opt.load.urls = number(0);
+    else if (a == "--fill") opt.load.fill = number(0);
     else if (a == "--log") opt.log = next();
     else if (a == "-h" || a == "--help") { Usage(stdout); return 0; }
     else { Usage(stderr); return 2; }
@@ -204,6 +214,13 @@ int main(int argc, char** argv) {
   }
   if (opt.gecko) {
     opt.load.rate = opt.rate;
+    // SIGINT or SIGTERM ends the load early and the run as at its end (a
+    // benchmark stops it when its steps are done and reads the log).
+    struct sigaction stop = {};
+    stop.sa_handler = [](int) { g_stop.store(true); };
+    sigaction(SIGINT, &stop, nullptr);
+    sigaction(SIGTERM, &stop, nullptr);
+    opt.load.stop = &g_stop;
     const int rc = quiesce::hostsim::RunGeckoHost(opt.dir, opt.load, opt.log,
                                                   stdout);
     quiesce_shutdown();
