@@ -149,9 +149,10 @@ def step_bundle_ls(run):
 
 
 def step_bundle_pack(run):
-    """Packs the cache three times while the page keeps writing to it: each
-    pack takes its rows and bodies at one quiescent point (a hold), so each
-    must succeed at once; the last one is the bundle the reader gets."""
+    """Packs the cache three times while the page keeps putting and
+    deleting: each pack takes its rows and bodies at one quiescent point (a
+    hold, bodies pinned), so each must succeed at once although the page
+    deletes bodies meanwhile; the last one is the bundle the reader gets."""
     if not bundle_steps_can_run(run):
         return
     for i in range(3):
@@ -226,9 +227,12 @@ def check_final(run, done):
     errors = done["errors"]
     run.check(not errors, f"no storage error in the page ({len(errors)}: "
                           f"{errors[:5]})")
-    run.check(done["keys"] == done["puts"] and done["matches"] == done["puts"],
-              f"the page's cache has every entry it put (puts {done['puts']}, "
-              f"matched {done['matches']}, keys {done['keys']})")
+    kept = done["puts"] - done["deletes"]
+    run.check(done["deletes"] > 0 and done["keys"] == kept
+              and done["matches"] == done["puts"],
+              f"the page's cache has every entry it put and did not delete "
+              f"(puts {done['puts']}, deletes {done['deletes']}, matched "
+              f"{done['matches']}, keys {done['keys']})")
 
 
 def check_after_quit(run, done):
@@ -239,9 +243,11 @@ def check_after_quit(run, done):
     run.check(stats["integrity"] == "ok",
               f"integrity_check of a copy: {stats['integrity']}")
     if done is not None:
-        run.check(stats["entries"] == done["puts"],
+        kept = done["puts"] - done["deletes"]
+        run.check(stats["entries"] == kept,
                   f"the database holds {stats['entries']} entries, the page "
-                  f"put {done['puts']} (user_version {stats['user_version']})")
+                  f"kept {kept} of {done['puts']} puts (user_version "
+                  f"{stats['user_version']})")
 
 
 def start_browser(args, workdir, name, server, closed, page, env):

@@ -2,16 +2,18 @@
 // puts). Query: ?cache=NAME.
 //
 // Puts entries /entry/<i> into the cache one after the other, reads each
-// back with caches.match and compares body and headers, and records every
-// storage error (a rejected promise, a miss, a wrong body or header). Every
-// few puts it POSTs its progress to /report; the harness's reply says when
-// to stop. It then counts the cache's keys, reports "done" and closes the
+// back with caches.match and compares body and headers, deletes every third
+// entry again right after the next put (a page that deletes while the
+// harness packs: the pack must not lose a body to it), and records every
+// storage error (a rejected promise, a miss, a wrong body or header, a
+// delete that found nothing). Every few puts it POSTs its progress to
+// /report; the harness's reply says when to stop. It then counts the cache's keys, reports "done" and closes the
 // window, which quits Firefox cleanly.
 "use strict";
 
 const REPORT_EVERY = 10;
 const cacheName = new URLSearchParams(location.search).get("cache") || "quiesce";
-const state = { puts: 0, matches: 0, errors: [] };
+const state = { puts: 0, matches: 0, deletes: 0, errors: [] };
 
 function recordError(where, error) {
   const text = error && error.name ? `${error.name}: ${error.message}` : String(error);
@@ -55,12 +57,28 @@ async function putAndCheck(cache, i) {
   }
 }
 
+async function deleteAndCheck(cache, i) {
+  try {
+    if (!(await cache.delete(new Request(entryUrl(i))))) {
+      recordError(`delete ${i}`, "no entry");
+      return;
+    }
+    state.deletes++;
+    if (await caches.match(entryUrl(i), { cacheName })) {
+      recordError(`delete ${i}`, "still matched");
+    }
+  } catch (e) {
+    recordError(`delete ${i}`, e);
+  }
+}
+
 // Writes until told to stop; returns the number of keys in the cache.
 async function run() {
   const cache = await caches.open(cacheName);
   let command = await report("started");
   for (let i = 0; !command.stop; i++) {
     await putAndCheck(cache, i);
+    if (i % 3 === 2) await deleteAndCheck(cache, i - 1);
     if (i % REPORT_EVERY === REPORT_EVERY - 1) command = await report("progress");
   }
   return (await cache.keys()).length;
