@@ -157,11 +157,13 @@ AttachState Attach(const quiesce_attach_config* c) QUIESCE_REQUIRES(g_attach_mu)
     }
     std::memcpy(&full, c, std::min(c->size, sizeof(full)));
     const quiesce_config as_register = AsRegisterConfig(full);
-    if (!ConfigFromC(&as_register, &config, &error)) {
-      return fail(SQLITE_MISUSE, error);
-    }
-  } else if (!ConfigFromEnv(std::getenv, &config, &error)) {
-    return fail(SQLITE_MISUSE, error);
+    auto checked = ConfigFromC(&as_register);
+    if (!checked.ok()) return fail(SQLITE_MISUSE, checked.error().message);
+    config = std::move(checked.value());
+  } else {
+    auto from_env = ConfigFromEnv(std::getenv);
+    if (!from_env.ok()) return fail(SQLITE_MISUSE, from_env.error().message);
+    config = std::move(from_env.value());
   }
   SqliteApi api;
   if (Context* existing = Context::Get()) {
@@ -253,9 +255,10 @@ __attribute__((visibility("default"))) int quiesce_register(
     const quiesce_config* c) {
   using namespace quiesce;
   try {
-    Config config;
+    auto checked = ConfigFromC(c);
+    if (!checked.ok()) return SQLITE_MISUSE;
+    const Config& config = checked.value();
     std::string error;
-    if (!ConfigFromC(c, &config, &error)) return SQLITE_MISUSE;
     SqliteApi api;
     if (Context* existing = Context::Get()) {
       api = existing->api();
@@ -293,18 +296,20 @@ __attribute__((visibility("default"))) int sqlite3_quiesce_init(
   SqliteApi api;
   LoadSqliteApiFromExtension(routines, &api);
   try {
-    Config config;
+    auto from_env = ConfigFromEnv(std::getenv);
     std::string error;
     int rc = SQLITE_ERROR;
-    if (ConfigFromEnv(std::getenv, &config, &error)) {
-      rc = Register(config, Context::Get() ? Context::Get()->api() : api,
-                    &error);
+    if (!from_env.ok()) {
+      error = from_env.error().message;
+    } else {
+      rc = Register(from_env.value(),
+                    Context::Get() ? Context::Get()->api() : api, &error);
     }
     if (rc != SQLITE_OK) {
       if (error_out) *error_out = api.mprintf("quiesce: %s", error.c_str());
       return rc;
     }
-    StartServer(config);
+    StartServer(from_env.value());
     // The VFS must outlive this call: SQLite must never unload us.
     return SQLITE_OK_LOAD_PERMANENTLY;
   } catch (...) {

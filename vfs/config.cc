@@ -69,13 +69,14 @@ bool ParseFunctionList(std::string_view text, std::vector<std::string>* out) {
   return true;
 }
 
-bool CheckStall(Config* config, std::string* error) {
-  if (config->max_stall_ms == 0) config->max_stall_ms = 5000;
-  if (config->max_stall_ms < 100 || config->max_stall_ms > kMaxStallLimitMs) {
-    *error = "max_stall_ms must be between 100 and 600000";
-    return false;
+// The default max_stall_ms for 0, and its range.
+Result<Config> CheckStall(Config config) {
+  if (config.max_stall_ms == 0) config.max_stall_ms = 5000;
+  if (config.max_stall_ms < 100 || config.max_stall_ms > kMaxStallLimitMs) {
+    return Error{ErrorCode::kBadRequest,
+                 "max_stall_ms must be between 100 and 600000"};
   }
-  return true;
+  return config;
 }
 
 }  // namespace
@@ -103,11 +104,11 @@ const std::vector<EnvVar>& EnvVars() {
   return vars;
 }
 
-bool ConfigFromEnv(const GetEnv& getenv, Config* config, std::string* error) {
+Result<Config> ConfigFromEnv(const GetEnv& getenv) {
   Config c;
-  auto bad = [error](const char* name, const char* value, const char* want) {
-    *error = std::string(name) + "='" + value + "': expected " + want;
-    return false;
+  auto bad = [](const char* name, const char* value, const char* want) {
+    return Error{ErrorCode::kBadRequest,
+                 std::string(name) + "='" + value + "': expected " + want};
   };
   if (const char* v = getenv("QUIESCE_SOCKET")) c.socket = v;
   if (const char* v = getenv("QUIESCE_BASE_VFS")) c.base_vfs = v;
@@ -145,15 +146,13 @@ bool ConfigFromEnv(const GetEnv& getenv, Config* config, std::string* error) {
     }
   }
   if (c.writable == "0") c.writable.clear();
-  if (!CheckStall(&c, error)) return false;
-  *config = std::move(c);
-  return true;
+  return CheckStall(std::move(c));
 }
 
-bool ConfigFromC(const quiesce_config* in, Config* config, std::string* error) {
+Result<Config> ConfigFromC(const quiesce_config* in) {
   if (in == nullptr || in->size < offsetof(quiesce_config, resolve)) {
-    *error = "quiesce_config is null or its size field is not set";
-    return false;
+    return Error{ErrorCode::kBadRequest,
+                 "quiesce_config is null or its size field is not set"};
   }
   // Fields past in->size come from a newer header than the host's: absent.
   quiesce_config full{};
@@ -166,24 +165,22 @@ bool ConfigFromC(const quiesce_config* in, Config* config, std::string* error) {
   c.max_stall_ms = full.max_stall_ms;
   c.lease_ms = full.lease_ms;
   if (full.allow_uids && !ParseUidList(full.allow_uids, &c.allow_uids)) {
-    *error = std::string("allow_uids='") + full.allow_uids +
-             "': expected comma-separated uids";
-    return false;
+    return Error{ErrorCode::kBadRequest,
+                 std::string("allow_uids='") + full.allow_uids +
+                     "': expected comma-separated uids"};
   }
   if (full.writable) c.writable = full.writable;
   if (c.writable == "0") c.writable.clear();
   c.allow_ddl = full.allow_ddl != 0;
   if (full.inject_functions &&
       !ParseFunctionList(full.inject_functions, &c.inject_functions)) {
-    *error = std::string("inject_functions='") + full.inject_functions +
-             "': expected comma-separated function names";
-    return false;
+    return Error{ErrorCode::kBadRequest,
+                 std::string("inject_functions='") + full.inject_functions +
+                     "': expected comma-separated function names"};
   }
   c.resolve = full.resolve;
   c.resolve_arg = full.resolve_arg;
-  if (!CheckStall(&c, error)) return false;
-  *config = std::move(c);
-  return true;
+  return CheckStall(std::move(c));
 }
 
 unsigned StallMarginMs(unsigned max_stall_ms) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "quiesce/quiesce.h"
+#include "result.h"
 
 namespace quiesce {
 
@@ -40,12 +41,12 @@ const std::vector<EnvVar>& EnvVars();
 
 using GetEnv = std::function<const char*(const char*)>;
 
-// Reads the variables of EnvVars() through getenv. Returns false and sets
-// *error naming the variable and what is wrong with it.
-bool ConfigFromEnv(const GetEnv& getenv, Config* config, std::string* error);
+// Reads the variables of EnvVars() through getenv; bad_request naming the
+// variable and what is wrong with it.
+Result<Config> ConfigFromEnv(const GetEnv& getenv);
 
-// Validates a C config. Returns false and sets *error when it is unusable.
-bool ConfigFromC(const quiesce_config* in, Config* config, std::string* error);
+// Validates a C config; bad_request saying what makes it unusable.
+Result<Config> ConfigFromC(const quiesce_config* in);
 
 // The margin kept between a lease (or an injection) and max_stall, so that
 // quiesce always gives up before a host waiter would time out.

@@ -95,13 +95,14 @@ void WriteFile(const std::string& path, const std::string& text) {
 // VFSes wrapped in place, configured by the environment table. Says what
 // happened in <fifo>.done ("0 unix,unix-excl,... socket" or "<rc> why").
 void AttachNow(const std::string& fifo) {
-  Config config;
-  std::string error;
-  if (!ConfigFromEnv(std::getenv, &config, &error)) {
+  auto from_env = ConfigFromEnv(std::getenv);
+  if (!from_env.ok()) {
+    const std::string& error = from_env.error().message;
     Report(error + "; not attached");
     WriteFile(fifo + ".done", "1 " + error + "\n");
     return;
   }
+  const Config& config = from_env.value();
   const std::string allow_uids = JoinUids(config.allow_uids);
   quiesce_attach_report report{};
   report.size = sizeof(report);
@@ -172,12 +173,12 @@ bool Install() {
     StartAttachTrigger(fifo);
     return true;  // registers nothing now
   }
-  Config config;
-  std::string error;
-  if (!ConfigFromEnv(std::getenv, &config, &error)) {
-    Report(error + "; the shim is not installed");
+  auto from_env = ConfigFromEnv(std::getenv);
+  if (!from_env.ok()) {
+    Report(from_env.error().message + "; the shim is not installed");
     return true;
   }
+  const Config& config = from_env.value();
   // "unix" first: it takes over the head of SQLite's list, the default.
   const Registration registrations[] = {
       {"unix", "unix"},

@@ -45,12 +45,12 @@ std::string JoinUids(const std::vector<uid_t>& uids) {
 // Registers the shim as the environment says; exits on a bad setting, so a
 // benchmark or a test never silently runs without it.
 void RegisterFromEnv() {
-  quiesce::Config config;
-  std::string error;
-  if (!quiesce::ConfigFromEnv(std::getenv, &config, &error)) {
-    std::fprintf(stderr, "quiesce: %s\n", error.c_str());
+  auto from_env = quiesce::ConfigFromEnv(std::getenv);
+  if (!from_env.ok()) {
+    std::fprintf(stderr, "quiesce: %s\n", from_env.error().message.c_str());
     std::exit(1);
   }
+  const quiesce::Config& config = from_env.value();
   const std::string uids = JoinUids(config.allow_uids);
   quiesce_config c{};
   c.size = sizeof c;

@@ -81,12 +81,13 @@ extern "C" int quiesce_testfixture_init(const char*) {
     return sqlite3_vfs_find(nullptr) == g_shim ? SQLITE_OK
                                                : sqlite3_vfs_register(g_shim, 1);
   }
-  quiesce::Config env;
-  std::string error;
-  if (!quiesce::ConfigFromEnv(std::getenv, &env, &error)) {
-    std::fprintf(stderr, "quiesce testfixture: %s\n", error.c_str());
+  auto from_env = quiesce::ConfigFromEnv(std::getenv);
+  if (!from_env.ok()) {
+    std::fprintf(stderr, "quiesce testfixture: %s\n",
+                 from_env.error().message.c_str());
     return SQLITE_ERROR;
   }
+  const quiesce::Config& env = from_env.value();
   quiesce_config config{};
   config.size = sizeof config;
   config.base_vfs = "unix";
