@@ -5,16 +5,17 @@
 // bodies"). So the bodies are written OUTSIDE the origin's storage, in
 // `<profile>/quiesce-staging/inject-<pid>-XXXXXX/morgue/<n>/{uuid}.final`
 // (same filesystem, so a move is a rename), with a manifest listing their
-// body ids written and synced BEFORE any of them moves. Inside one hold
-// they are renamed into the origin's morgue/ and the rows injected in the
-// same point; then the hold ends and the staging directory goes.
+// body ids written and synced BEFORE any of them moves. Then they are
+// renamed into the origin's morgue/ and the rows injected at the
+// injection's own quiescent point (the renames need no point: docs/gecko.md
+// says why); then the staging directory goes.
 //
 // What a crash can leave, and who cleans it:
 // - quiescectl or the browser dies while staging: files in the staging
 //   directory only; Gecko never sees them. The next bundle command on the
 //   profile removes the directory (its process is gone).
-// - dies between the renames and the commit (a window of milliseconds
-//   inside the hold): unreferenced bodies in morgue/, listed in the
+// - dies between the renames and the commit (a fraction of a second for
+//   2,000 bodies): unreferenced bodies in morgue/, listed in the
 //   manifest. The next `bundle inject` or `bundle pack` of that origin, or
 //   `bundle recover` with the browser stopped, removes every listed body
 //   that no row references. Until one of them runs, a browser that
