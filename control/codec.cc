@@ -1,9 +1,9 @@
 #include "codec.h"
 
 #include <algorithm>
+#include <exception>
 #include <set>
 #include <vector>
-#include <exception>
 
 namespace quiesce::control {
 namespace {

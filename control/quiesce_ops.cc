@@ -17,10 +17,10 @@
 #include "describe.h"
 #include "errno_text.h"
 #include "hold.h"
+#include "inject.h"
 #include "jobs.h"
 #include "lease.h"
 #include "payload_budget.h"
-#include "inject.h"
 #include "snapshot.h"
 
 namespace quiesce::control {
@@ -150,16 +150,15 @@ quiesce::Result<std::string> ReadAll(int fd, size_t cap, const char* what,
   if (nonblocking.flags() < 0 ||
       (nonblocking.flags() & O_ACCMODE) == O_WRONLY) {
     return Error{ErrorCode::kBadRequest,
-                          "a descriptor to read from is not readable"};
+                 "a descriptor to read from is not readable"};
   }
   if (auto r = CheckCannotBlock(fd, "a descriptor to read from"); !r.ok()) {
     return r.error();
   }
   auto too_big = [&] {
-    return Error{
-        ErrorCode::kBadRequest,
-        std::string(what) + " is larger than the " + MiBText(cap) +
-            " the host reads of it (docs/protocol.md, Limits)"};
+    return Error{ErrorCode::kBadRequest,
+                 std::string(what) + " is larger than the " + MiBText(cap) +
+                     " the host reads of it (docs/protocol.md, Limits)"};
   };
   struct stat st;
   size_t expected = 0;  // a regular file's bytes from its offset
@@ -210,19 +209,17 @@ quiesce::Result<std::string> ReadAll(int fd, size_t cap, const char* what,
     if (errno == EINTR) continue;
     if (errno != EAGAIN) {
       return Error{ErrorCode::kIoError,
-                            std::string("reading a descriptor: ") +
-                                ErrnoText(errno)};
+                   std::string("reading a descriptor: ") + ErrnoText(errno)};
     }
     if (cancelled->load()) {
-      return Error{ErrorCode::kBusy,
-                            "the injection was cancelled"};
+      return Error{ErrorCode::kBusy, "the injection was cancelled"};
     }
     const auto left = std::chrono::duration_cast<milliseconds>(
         deadline - Job::Clock::now());
     if (left.count() <= 0) {
       return Error{ErrorCode::kTimeout,
-                            "a descriptor was not read to its end in time "
-                            "(close the writing end of the pipe)"};
+                   "a descriptor was not read to its end in time "
+                   "(close the writing end of the pipe)"};
     }
     pollfd p{fd, POLLIN, 0};
     poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), 100)));
@@ -342,8 +339,7 @@ Outcome HoldOp(Call& call) {
                                 start + milliseconds(lease_ms));
     if (!point.ok()) {
       lease->Finish(Lease::Outcome::kFailed);
-      job.Post(EncodeError(id, point.error().code,
-                           point.error().message),
+      job.Post(EncodeError(id, point.error().code, point.error().message),
                true);
       return;
     }
