@@ -175,7 +175,9 @@ def step_bundle_pack(run):
               f"{point.get('bodies_pinned', 0)} bodies pinned in "
               f"{point.get('pin_ms', 0):.1f} ms), schema "
               f"{out['schema_version']}")
-        run.check(out["entries"] >= 10
+        # Packs start once the page has put 10 entries; it deletes one
+        # after every third put, so it holds at least 7 from then on.
+        run.check(out["entries"] >= 7
                   and meta["number_of_entries"] == out["entries"]
                   and meta["name"] == CACHE_NAME
                   and meta["origin"] == run.origin
