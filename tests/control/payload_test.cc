@@ -23,6 +23,25 @@ using quiesce::testing::Conn;
 const AccessPolicy kWritable{geteuid(), {}, "1"};
 constexpr size_t kMiB = 1u << 20;
 
+// Under AddressSanitizer the process's resident memory is not what a host
+// would hold: freed blocks wait in ASan's quarantine (up to 256 MiB) and
+// every block carries shadow and redzones, so the peak over a baseline
+// depends on what the quarantine happened to evict. The memory bounds are
+// asserted in the normal build (scripts/test); the ASan build (scripts/
+// sanitize) checks the caps' answers and, with LeakSanitizer, that nothing
+// leaks.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kRssIsTheHosts = false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kRssIsTheHosts = false;
+#else
+constexpr bool kRssIsTheHosts = true;
+#endif
+#else
+constexpr bool kRssIsTheHosts = true;
+#endif
+
 uint64_t StatusKiB(const char* field) {
   std::ifstream in("/proc/self/status");
   std::string line;
@@ -159,17 +178,20 @@ TEST_F(PayloadTest, EightClientsAtTheCapAtOnce) {
   // the page caches of quiesce's connections and the threads.
   const uint64_t bound_kib =
       (limits.max_payload_total + 2 * value + 16 * kMiB) / 1024;
-  EXPECT_LE(peak - base, bound_kib)
-      << "peak " << peak << " KiB over a baseline of " << base << " KiB";
   // And it is given back (malloc_trim after each large request), all but
   // what glibc cannot trim: the free top of a job thread's own arena heap
   // (malloc_trim trims only the main arena's top), at most the values
   // that ran at once, so at most the total cap.
   const uint64_t after = RssKiB();
-  EXPECT_LE(after, base + (limits.max_payload_total + 4 * kMiB) / 1024)
-      << "RSS " << base << " KiB before, " << after << " KiB after";
-  std::printf("payload: baseline %llu KiB, peak +%llu KiB, after +%lld KiB; "
-              "%d ok, %d busy\n",
+  if (kRssIsTheHosts) {
+    EXPECT_LE(peak - base, bound_kib)
+        << "peak " << peak << " KiB over a baseline of " << base << " KiB";
+    EXPECT_LE(after, base + (limits.max_payload_total + 4 * kMiB) / 1024)
+        << "RSS " << base << " KiB before, " << after << " KiB after";
+  }
+  std::printf("payload%s: baseline %llu KiB, peak +%llu KiB, "
+              "after +%lld KiB; %d ok, %d busy\n",
+              kRssIsTheHosts ? "" : " (ASan: memory not bounded here)",
               static_cast<unsigned long long>(base),
               static_cast<unsigned long long>(peak - base),
               static_cast<long long>(after) - static_cast<long long>(base),
