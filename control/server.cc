@@ -56,21 +56,21 @@ Outcome Dispatch(Call& call, const Request& request) {
 
 }  // namespace
 
-std::unique_ptr<Server> Server::Start(Context* context, ServerOptions options,
-                                      std::string* error) {
+Result<std::unique_ptr<Server>> Server::Start(Context* context,
+                                              ServerOptions options) {
   try {
-    Listener listener;
-    if (!Listen(options.socket, options.create_dir, &listener, error)) {
-      return nullptr;
-    }
+    Result<Listener> listener = Listen(options.socket, options.create_dir);
+    if (!listener.ok()) return listener.error();
     UniqueFd wake(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (!wake) {
-      *error = std::string("eventfd: ") + ErrnoText(errno);
-      Unlisten(&listener);
-      return nullptr;
+      Error error{ErrorCode::kIoError,
+                  std::string("eventfd: ") + ErrnoText(errno)};
+      Unlisten(&listener.value());
+      return error;
     }
-    std::unique_ptr<Server> server(new Server(
-        context, std::move(options), std::move(listener), std::move(wake)));
+    std::unique_ptr<Server> server(
+        new Server(context, std::move(options), std::move(listener.value()),
+                   std::move(wake)));
     // The thread starts with every signal blocked: the host's signals are
     // for the host's threads.
     sigset_t all, old;
@@ -80,15 +80,16 @@ std::unique_ptr<Server> Server::Start(Context* context, ServerOptions options,
       server->thread_ = std::thread([s = server.get()] { s->Run(); });
     } catch (const std::exception& e) {
       pthread_sigmask(SIG_SETMASK, &old, nullptr);
-      *error = std::string("cannot start the server thread: ") + e.what();
-      return nullptr;  // the destructor unlinks the socket
+      // The server's destructor unlinks the socket.
+      return Error{ErrorCode::kInternal,
+                   std::string("cannot start the server thread: ") + e.what()};
     }
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
     context->SetCommitObserver(server.get());
     return server;
   } catch (const std::exception& e) {
-    *error = std::string("cannot start the control server: ") + e.what();
-    return nullptr;
+    return Error{ErrorCode::kInternal,
+                 std::string("cannot start the control server: ") + e.what()};
   }
 }
 

@@ -43,10 +43,10 @@ struct ServerOptions {
 
 class Server : private CommitObserver {
  public:
-  // Listens and starts the thread. Null with *error saying why when the
-  // socket cannot be made safe or the thread cannot start.
-  static std::unique_ptr<Server> Start(Context* context, ServerOptions options,
-                                       std::string* error);
+  // Listens and starts the thread; the error says why when the socket
+  // cannot be made safe (Listen) or the thread cannot start.
+  static Result<std::unique_ptr<Server>> Start(Context* context,
+                                               ServerOptions options);
   ~Server() override;
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;

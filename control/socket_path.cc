@@ -22,8 +22,8 @@ constexpr int kBacklog = 128;
 // How long the stale-socket probe waits for an answer.
 constexpr int kProbeTimeoutMs = 200;
 
-std::string Errno(const std::string& what) {
-  return what + ": " + ErrnoText(errno);
+Error Errno(ErrorCode code, const std::string& what) {
+  return Error{code, what + ": " + ErrnoText(errno)};
 }
 
 std::string DirName(const std::string& path) {
@@ -36,41 +36,38 @@ std::string DirName(const std::string& path) {
 // The socket's directory must be a real directory owned by us, closed to
 // everyone else: that, not the socket's own mode, is what keeps other
 // users from connecting or swapping the socket.
-bool CheckDir(const std::string& dir, bool create, std::string* error) {
+Result<Ok> CheckDir(const std::string& dir, bool create) {
   if (create && mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    *error = Errno("cannot create " + dir);
-    return false;
+    return Errno(ErrorCode::kIoError, "cannot create " + dir);
   }
   struct stat st;
   if (lstat(dir.c_str(), &st) != 0) {
-    *error = Errno("cannot inspect " + dir);
-    return false;
+    return Errno(ErrorCode::kIoError, "cannot inspect " + dir);
   }
   if (!S_ISDIR(st.st_mode)) {
-    *error = dir + " is not a directory";
-    return false;
+    return Error{ErrorCode::kBadRequest, dir + " is not a directory"};
   }
   if (st.st_uid != geteuid()) {
-    *error = dir + " is owned by uid " + std::to_string(st.st_uid) +
-             ", not by this process's uid " + std::to_string(geteuid());
-    return false;
+    return Error{ErrorCode::kForbidden,
+                 dir + " is owned by uid " + std::to_string(st.st_uid) +
+                     ", not by this process's uid " +
+                     std::to_string(geteuid())};
   }
   if ((st.st_mode & 077) != 0) {
     char mode[8];
     std::snprintf(mode, sizeof(mode), "%03o", st.st_mode & 0777);
-    *error = dir + " has mode " + mode +
-             ": other users could reach the socket; it must be 0700";
-    return false;
+    return Error{ErrorCode::kForbidden,
+                 dir + " has mode " + mode +
+                     ": other users could reach the socket; it must be 0700"};
   }
-  return true;
+  return Ok{};
 }
 
-int BindTo(int fd, const std::string& path) {
-  sockaddr_un addr;
-  socklen_t len;
-  std::string ignored;
-  if (!MakeAddress(path, &addr, &len, &ignored)) return ENAMETOOLONG;
-  return bind(fd, reinterpret_cast<sockaddr*>(&addr), len) == 0 ? 0 : errno;
+int BindTo(int fd, const UnixAddress& address) {
+  return bind(fd, reinterpret_cast<const sockaddr*>(&address.addr),
+              address.len) == 0
+             ? 0
+             : errno;
 }
 
 }  // namespace
@@ -95,37 +92,37 @@ std::string DefaultSocketPath(const char* xdg_runtime_dir, pid_t pid,
          std::to_string(pid) + ".sock";
 }
 
-bool MakeAddress(std::string_view path, sockaddr_un* addr, socklen_t* len,
-                 std::string* error) {
+Result<UnixAddress> MakeAddress(std::string_view path) {
+  UnixAddress out;
+  sockaddr_un* addr = &out.addr;
   std::memset(addr, 0, sizeof(*addr));
   addr->sun_family = AF_UNIX;
   // A path needs its terminating NUL; an abstract name is counted by
   // length, its leading NUL standing for the '@'.
   if (path.size() < 2 && IsAbstract(path)) {
-    *error = "an abstract socket name needs a name after '@'";
-    return false;
+    return Error{ErrorCode::kBadRequest,
+                 "an abstract socket name needs a name after '@'"};
   }
   if (path.empty() || path.size() >= sizeof(addr->sun_path)) {
-    *error = "socket path must be 1 to " +
-             std::to_string(sizeof(addr->sun_path) - 1) + " bytes long";
-    return false;
+    return Error{ErrorCode::kBadRequest,
+                 "socket path must be 1 to " +
+                     std::to_string(sizeof(addr->sun_path) - 1) +
+                     " bytes long"};
   }
   std::memcpy(addr->sun_path, path.data(), path.size());
   if (IsAbstract(path)) {
     addr->sun_path[0] = '\0';
-    *len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) +
-                                  path.size());
+    out.len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) +
+                                     path.size());
   } else {
-    *len = static_cast<socklen_t>(sizeof(*addr));
+    out.len = static_cast<socklen_t>(sizeof(*addr));
   }
-  return true;
+  return out;
 }
 
 UniqueFd ConnectUnix(const std::string& path, int timeout_ms) {
-  sockaddr_un addr;
-  socklen_t len;
-  std::string error;
-  if (!MakeAddress(path, &addr, &len, &error)) {
+  const Result<UnixAddress> address = MakeAddress(path);
+  if (!address.ok()) {
     errno = ENAMETOOLONG;
     return UniqueFd();
   }
@@ -134,7 +131,9 @@ UniqueFd ConnectUnix(const std::string& path, int timeout_ms) {
   for (;;) {
     UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
     if (!fd) return fd;
-    if (connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), len) == 0) {
+    if (connect(fd.get(),
+                reinterpret_cast<const sockaddr*>(&address.value().addr),
+                address.value().len) == 0) {
       return fd;
     }
     // EAGAIN: the listener's backlog is full; anything else is final.
@@ -157,19 +156,18 @@ bool ReadPeerCreds(int fd, PeerCreds* creds) {
   return true;
 }
 
-bool Listen(const std::string& path, bool create_dir, Listener* out,
-            std::string* error) {
-  sockaddr_un addr;
-  socklen_t len;
-  if (!MakeAddress(path, &addr, &len, error)) return false;
+Result<Listener> Listen(const std::string& path, bool create_dir) {
+  const Result<UnixAddress> address = MakeAddress(path);
+  if (!address.ok()) return address.error();
   const bool abstract = IsAbstract(path);
-  if (!abstract && !CheckDir(DirName(path), create_dir, error)) return false;
-  UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-  if (!fd) {
-    *error = Errno("socket");
-    return false;
+  if (!abstract) {
+    if (Result<Ok> dir = CheckDir(DirName(path), create_dir); !dir.ok()) {
+      return dir.error();
+    }
   }
-  int err = BindTo(fd.get(), path);
+  UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!fd) return Errno(ErrorCode::kIoError, "socket");
+  int err = BindTo(fd.get(), address.value());
   if (err == EADDRINUSE && !abstract) {
     // Someone's socket file. Unlink it only when nothing answers there:
     // a dead host's leftover; a live host keeps its socket.
@@ -177,44 +175,44 @@ bool Listen(const std::string& path, bool create_dir, Listener* out,
     const int probe_err = errno;
     struct stat st;
     if (probe) {
-      *error = path + " is served by a live process; not replacing it";
-      return false;
+      return Error{ErrorCode::kBusy,
+                   path + " is served by a live process; not replacing it"};
     }
     if (probe_err != ECONNREFUSED || lstat(path.c_str(), &st) != 0 ||
         !S_ISSOCK(st.st_mode)) {
       errno = probe_err;
-      *error = Errno(path + " exists and is not a stale socket");
-      return false;
+      return Errno(ErrorCode::kBusy,
+                   path + " exists and is not a stale socket");
     }
     if (unlink(path.c_str()) != 0) {
-      *error = Errno("cannot remove the stale socket " + path);
-      return false;
+      return Errno(ErrorCode::kIoError,
+                   "cannot remove the stale socket " + path);
     }
-    err = BindTo(fd.get(), path);
+    err = BindTo(fd.get(), address.value());
   }
   if (err != 0) {
     errno = err;
-    *error = Errno("cannot bind " + path);
-    return false;
+    return Errno(ErrorCode::kIoError, "cannot bind " + path);
   }
   struct stat st{};
   if (!abstract) {
     if (chmod(path.c_str(), 0600) != 0 || lstat(path.c_str(), &st) != 0) {
-      *error = Errno("cannot set the mode of " + path);
+      Error error = Errno(ErrorCode::kIoError, "cannot set the mode of " + path);
       unlink(path.c_str());
-      return false;
+      return error;
     }
   }
   if (listen(fd.get(), kBacklog) != 0) {
-    *error = Errno("listen on " + path);
+    Error error = Errno(ErrorCode::kIoError, "listen on " + path);
     if (!abstract) unlink(path.c_str());
-    return false;
+    return error;
   }
-  out->fd = std::move(fd);
-  out->path = path;
-  out->dev = st.st_dev;
-  out->ino = st.st_ino;
-  return true;
+  Listener out;
+  out.fd = std::move(fd);
+  out.path = path;
+  out.dev = st.st_dev;
+  out.ino = st.st_ino;
+  return out;
 }
 
 void Unlisten(Listener* listener) {

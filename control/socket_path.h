@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "access.h"
+#include "result.h"
 #include "unique_fd.h"
 
 namespace quiesce::control {
@@ -32,10 +33,14 @@ std::vector<std::string> DefaultSocketDirs(const char* xdg_runtime_dir,
 std::string DefaultSocketPath(const char* xdg_runtime_dir, pid_t pid,
                               uid_t uid);
 
-// Fills a sockaddr_un for a path or "@name"; false (with *error) when the
-// name does not fit.
-bool MakeAddress(std::string_view path, sockaddr_un* addr, socklen_t* len,
-                 std::string* error);
+// A socket address and its length (an abstract name is counted by length).
+struct UnixAddress {
+  sockaddr_un addr;
+  socklen_t len = 0;
+};
+
+// The address of a path or "@name"; kBadRequest when the name does not fit.
+Result<UnixAddress> MakeAddress(std::string_view path);
 
 // Connects a close-on-exec, non-blocking stream socket to `path`, retrying
 // a full backlog until timeout_ms. Returns an invalid fd with errno set.
@@ -53,10 +58,10 @@ struct Listener {
 };
 
 // Creates (when create_dir) and checks the socket's directory, binds
-// (replacing a stale socket), sets the mode and listens. On failure
-// returns false with *error saying why, in words a host's log can show.
-bool Listen(const std::string& path, bool create_dir, Listener* out,
-            std::string* error);
+// (replacing a stale socket), sets the mode and listens. The error says
+// why, in words a host's log can show: kForbidden for a directory others
+// could reach, kBusy for a live process's socket, kIoError for the rest.
+Result<Listener> Listen(const std::string& path, bool create_dir);
 
 // Closes the listener and unlinks its socket file if it is still ours.
 void Unlisten(Listener* listener);

@@ -71,15 +71,15 @@ std::string StartServer(const Config& config) {
     options.socket = *config.socket;
   }
   options.policy = {geteuid(), config.allow_uids, config.writable};
-  std::string error;
-  g_server = control::Server::Start(context, std::move(options), &error)
-                 .release();
-  if (g_server == nullptr) {
+  Result<std::unique_ptr<control::Server>> server =
+      control::Server::Start(context, std::move(options));
+  if (!server.ok()) {
     context->api().log(SQLITE_CANTOPEN,
                        "quiesce: control server not started: %s",
-                       error.c_str());
+                       server.error().message.c_str());
     return "";
   }
+  g_server = server.value().release();
   return g_server->socket();
 }
 

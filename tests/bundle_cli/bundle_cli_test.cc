@@ -82,9 +82,10 @@ class BundleCliTest : public ::testing::Test {
     options.socket = (root_ / "s.sock").string();
     options.policy = {geteuid(), {}, (root_ / "target" / "*" / "*" / "*" /
                                       "cache" / "caches.sqlite").string()};
-    std::string error;
-    server_ = control::Server::Start(Context::Get(), options, &error);
-    ASSERT_NE(server_, nullptr) << error;
+    Result<std::unique_ptr<control::Server>> server =
+        control::Server::Start(Context::Get(), options);
+    ASSERT_TRUE(server.ok()) << server.error().message;
+    server_ = std::move(server.value());
   }
 
   std::string Db(const std::string& profile) const {

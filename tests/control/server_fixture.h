@@ -29,9 +29,10 @@ class ServerTest : public ::testing::Test {
     options.socket = socket.empty() ? dir_.File("s.sock") : socket;
     options.policy = std::move(policy);
     options.limits = limits;
-    std::string error;
-    server_ = Server::Start(Context::Get(), options, &error);
-    ASSERT_NE(server_, nullptr) << error;
+    Result<std::unique_ptr<Server>> server =
+        Server::Start(Context::Get(), options);
+    ASSERT_TRUE(server.ok()) << server.error().message;
+    server_ = std::move(server.value());
   }
 
   std::unique_ptr<Client> Connect() {

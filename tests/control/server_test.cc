@@ -309,9 +309,12 @@ TEST_F(ServerTest, ASecondServerOnALiveSocketFailsCleanly) {
   ServerOptions options;
   options.socket = server_->socket();
   options.policy = {geteuid(), {}, ""};
-  std::string error;
-  EXPECT_EQ(Server::Start(Context::Get(), options, &error), nullptr);
-  EXPECT_NE(error.find("live"), std::string::npos) << error;
+  const Result<std::unique_ptr<Server>> second =
+      Server::Start(Context::Get(), options);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.error().code, ErrorCode::kBusy);
+  EXPECT_NE(second.error().message.find("live"), std::string::npos)
+      << second.error().message;
   EXPECT_TRUE(Call(*client, "hello").ok) << "the first keeps serving";
   EXPECT_TRUE(Call(*Connect(), "hello").ok);
 }

@@ -6,12 +6,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "result_matchers.h"
 #include "support.h"
 
 namespace quiesce::control {
 namespace {
 
+using quiesce::testing::IsError;
 using quiesce::testing::TempDir;
+using ::testing::_;
+using ::testing::HasSubstr;
 
 TEST(DefaultSocketPath, PrefersXdgRuntimeDir) {
   EXPECT_EQ(DefaultSocketPath("/run/user/1000", 42, 1000),
@@ -22,50 +26,48 @@ TEST(DefaultSocketPath, PrefersXdgRuntimeDir) {
 }
 
 TEST(MakeAddress, AbstractNamesAndLengthLimits) {
-  sockaddr_un addr;
-  socklen_t len;
-  std::string error;
-  ASSERT_TRUE(MakeAddress("@quiesce-test", &addr, &len, &error));
-  EXPECT_EQ(addr.sun_path[0], '\0');
-  EXPECT_EQ(std::string(addr.sun_path + 1, 12), "quiesce-test");
-  EXPECT_FALSE(MakeAddress("@", &addr, &len, &error));
-  EXPECT_FALSE(MakeAddress("", &addr, &len, &error));
-  EXPECT_FALSE(MakeAddress("/" + std::string(200, 'a'), &addr, &len, &error));
+  const Result<UnixAddress> abstract = MakeAddress("@quiesce-test");
+  ASSERT_OK(abstract);
+  EXPECT_EQ(abstract.value().addr.sun_path[0], '\0');
+  EXPECT_EQ(std::string(abstract.value().addr.sun_path + 1, 12),
+            "quiesce-test");
+  EXPECT_THAT(MakeAddress("@"),
+              IsError(ErrorCode::kBadRequest, HasSubstr("after '@'")));
+  EXPECT_THAT(MakeAddress(""),
+              IsError(ErrorCode::kBadRequest, HasSubstr("bytes long")));
+  EXPECT_THAT(MakeAddress("/" + std::string(200, 'a')),
+              IsError(ErrorCode::kBadRequest, HasSubstr("bytes long")));
 }
 
 TEST(Listen, MakesA0600SocketAndUnlinksItAgain) {
   TempDir dir;
   const std::string path = dir.File("s.sock");
-  Listener listener;
-  std::string error;
-  ASSERT_TRUE(Listen(path, false, &listener, &error)) << error;
+  Result<Listener> listener = Listen(path, false);
+  ASSERT_OK(listener);
   struct stat st;
   ASSERT_EQ(lstat(path.c_str(), &st), 0);
   EXPECT_TRUE(S_ISSOCK(st.st_mode));
   EXPECT_EQ(st.st_mode & 0777, 0600u);
-  Unlisten(&listener);
+  Unlisten(&listener.value());
   EXPECT_NE(lstat(path.c_str(), &st), 0);
 }
 
 TEST(Listen, CreatesTheDefaultDirectoryPrivate) {
   TempDir dir;
   const std::string sub = dir.File("quiesce");
-  Listener listener;
-  std::string error;
-  ASSERT_TRUE(Listen(sub + "/1.sock", true, &listener, &error)) << error;
+  Result<Listener> listener = Listen(sub + "/1.sock", true);
+  ASSERT_OK(listener);
   struct stat st;
   ASSERT_EQ(stat(sub.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0700u);
-  Unlisten(&listener);
+  Unlisten(&listener.value());
 }
 
 TEST(Listen, RefusesADirectoryOthersCanEnter) {
   TempDir dir;
   ASSERT_EQ(chmod(dir.path().c_str(), 0755), 0);
-  Listener listener;
-  std::string error;
-  EXPECT_FALSE(Listen(dir.File("s.sock"), false, &listener, &error));
-  EXPECT_NE(error.find("mode 755"), std::string::npos) << error;
+  EXPECT_THAT(Listen(dir.File("s.sock"), false),
+              IsError(ErrorCode::kForbidden, HasSubstr("mode 755")));
 }
 
 TEST(Listen, RefusesADirectoryOwnedBySomeoneElse) {
@@ -74,10 +76,8 @@ TEST(Listen, RefusesADirectoryOwnedBySomeoneElse) {
   }
   TempDir dir;
   ASSERT_EQ(chown(dir.path().c_str(), 65534, 65534), 0);
-  Listener listener;
-  std::string error;
-  EXPECT_FALSE(Listen(dir.File("s.sock"), false, &listener, &error));
-  EXPECT_NE(error.find("owned by uid 65534"), std::string::npos) << error;
+  EXPECT_THAT(Listen(dir.File("s.sock"), false),
+              IsError(ErrorCode::kForbidden, HasSubstr("owned by uid 65534")));
 }
 
 TEST(Listen, ReplacesAStaleSocket) {
@@ -85,30 +85,26 @@ TEST(Listen, ReplacesAStaleSocket) {
   const std::string path = dir.File("s.sock");
   {
     // A host that died without unlinking: the file stays, nobody listens.
-    Listener dead;
-    std::string error;
-    ASSERT_TRUE(Listen(path, false, &dead, &error)) << error;
-    dead.fd.reset();
+    Result<Listener> dead = Listen(path, false);
+    ASSERT_OK(dead);
+    dead.value().fd.reset();
   }
-  Listener listener;
-  std::string error;
-  ASSERT_TRUE(Listen(path, false, &listener, &error)) << error;
+  Result<Listener> listener = Listen(path, false);
+  ASSERT_OK(listener);
   UniqueFd client = ConnectUnix(path, 1000);
   EXPECT_TRUE(client) << "the new socket accepts connections";
-  Unlisten(&listener);
+  Unlisten(&listener.value());
 }
 
 TEST(Listen, KeepsALiveSocket) {
   TempDir dir;
   const std::string path = dir.File("s.sock");
-  Listener live;
-  std::string error;
-  ASSERT_TRUE(Listen(path, false, &live, &error)) << error;
-  Listener second;
-  EXPECT_FALSE(Listen(path, false, &second, &error));
-  EXPECT_NE(error.find("live"), std::string::npos) << error;
+  Result<Listener> live = Listen(path, false);
+  ASSERT_OK(live);
+  EXPECT_THAT(Listen(path, false),
+              IsError(ErrorCode::kBusy, HasSubstr("live")));
   EXPECT_TRUE(ConnectUnix(path, 1000)) << "the first socket still serves";
-  Unlisten(&live);
+  Unlisten(&live.value());
 }
 
 TEST(Listen, NeverReplacesAFileThatIsNotASocket) {
@@ -117,9 +113,8 @@ TEST(Listen, NeverReplacesAFileThatIsNotASocket) {
   FILE* f = fopen(path.c_str(), "w");
   ASSERT_NE(f, nullptr);
   fclose(f);
-  Listener listener;
-  std::string error;
-  EXPECT_FALSE(Listen(path, false, &listener, &error));
+  EXPECT_THAT(Listen(path, false),
+              IsError(ErrorCode::kBusy, HasSubstr("not a stale socket")));
   struct stat st;
   EXPECT_EQ(lstat(path.c_str(), &st), 0);
   EXPECT_TRUE(S_ISREG(st.st_mode));
@@ -127,18 +122,17 @@ TEST(Listen, NeverReplacesAFileThatIsNotASocket) {
 
 TEST(Listen, AbstractNamesNeedNoDirectory) {
   const std::string name = "@quiesce-test-" + std::to_string(getpid());
-  Listener listener;
-  std::string error;
-  ASSERT_TRUE(Listen(name, false, &listener, &error)) << error;
-  Listener second;
-  EXPECT_FALSE(Listen(name, false, &second, &error)) << "names are unique";
+  Result<Listener> listener = Listen(name, false);
+  ASSERT_OK(listener);
+  EXPECT_THAT(Listen(name, false), IsError(ErrorCode::kIoError, _))
+      << "names are unique";
   UniqueFd client = ConnectUnix(name, 1000);
   ASSERT_TRUE(client);
   PeerCreds server;
   ASSERT_TRUE(ReadPeerCreds(client.get(), &server));
   EXPECT_EQ(server.uid, geteuid());
   EXPECT_EQ(server.pid, getpid());
-  Unlisten(&listener);
+  Unlisten(&listener.value());
 }
 
 }  // namespace

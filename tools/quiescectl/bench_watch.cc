@@ -138,13 +138,15 @@ int Main(int argc, char** argv) {
   quiesce::control::ServerOptions options;
   options.socket = dir + "/bench.sock";
   options.policy = {geteuid(), {}, ""};
-  std::string error;
-  auto server = quiesce::control::Server::Start(quiesce::Context::Get(),
-                                                options, &error);
-  if (!server) {
-    std::fprintf(stderr, "bench_watch: %s\n", error.c_str());
+  auto started = quiesce::control::Server::Start(quiesce::Context::Get(),
+                                                 options);
+  if (!started.ok()) {
+    std::fprintf(stderr, "bench_watch: %s\n",
+                 started.error().message.c_str());
     return 1;
   }
+  std::unique_ptr<quiesce::control::Server> server =
+      std::move(started.value());
 
   sqlite3* db = nullptr;
   sqlite3_open_v2((dir + "/bench.db").c_str(), &db,
