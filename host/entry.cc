@@ -169,16 +169,17 @@ AttachState Attach(const quiesce_attach_config* c) QUIESCE_REQUIRES(g_attach_mu)
   if (Context* existing = Context::Get()) {
     api = existing->api();
   } else {
-    HostSqlite host;
-    if (!FindHostSqlite(full.resolve, full.resolve_arg, full.sqlite_library,
-                        &host, &error)) {
-      return fail(SQLITE_NOTFOUND, error);
+    const Result<HostSqlite> host =
+        FindHostSqlite(full.resolve, full.resolve_arg, full.sqlite_library);
+    if (!host.ok()) return fail(SQLITE_NOTFOUND, host.error().message);
+    state.library = host.value().library;
+    Result<SqliteApi> loaded =
+        LoadSqliteApi(host.value().resolve, host.value().arg);
+    if (!loaded.ok()) {
+      return fail(SQLITE_ERROR, "the SQLite found (" + state.library + ") " +
+                                    loaded.error().message);
     }
-    state.library = host.library;
-    if (!LoadSqliteApi(host.resolve, host.arg, &api, &error)) {
-      return fail(SQLITE_ERROR, "the SQLite found (" + host.library +
-                                    ") lacks " + error);
-    }
+    api = loaded.value();
   }
   Context* context = Context::GetOrCreate(config, api);
   const bool named = full.vfs_names != nullptr;
@@ -258,14 +259,17 @@ __attribute__((visibility("default"))) int quiesce_register(
     auto checked = ConfigFromC(c);
     if (!checked.ok()) return SQLITE_MISUSE;
     const Config& config = checked.value();
-    std::string error;
     SqliteApi api;
     if (Context* existing = Context::Get()) {
       api = existing->api();
-    } else if (!LoadSqliteApi(config.resolve, config.resolve_arg, &api,
-                              &error)) {
-      return SQLITE_ERROR;  // no SQLite to log to: the symbols are missing
+    } else {
+      Result<SqliteApi> loaded =
+          LoadSqliteApi(config.resolve, config.resolve_arg);
+      // No SQLite to log to: the symbols are missing.
+      if (!loaded.ok()) return SQLITE_ERROR;
+      api = loaded.value();
     }
+    std::string error;
     const int rc = Register(config, api, &error);
     if (rc != SQLITE_OK) {
       api.log(rc, "quiesce: registering '%s' failed: %s",

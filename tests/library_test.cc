@@ -95,14 +95,30 @@ TEST(Library, TableFillsFromFirefoxSqliteAtRunTime) {
   }
   void* handle = dlopen(kMozSqlite, RTLD_NOW | RTLD_LOCAL);
   ASSERT_NE(handle, nullptr) << dlerror();
-  SqliteApi api;
-  std::string missing;
-  EXPECT_TRUE(LoadSqliteApi(
-      [](void* h, const char* sym) { return dlsym(h, sym); }, handle, &api,
-      &missing))
-      << missing;
-  EXPECT_EQ(std::string(api.libversion()).substr(0, 2), "3.");
+  const Result<SqliteApi> api = LoadSqliteApi(
+      [](void* h, const char* sym) { return dlsym(h, sym); }, handle);
+  ASSERT_TRUE(api.ok()) << api.error().message;
+  EXPECT_EQ(std::string(api.value().libversion()).substr(0, 2), "3.");
   dlclose(handle);
+}
+
+TEST(Library, ATableWithMissingSymbolsNamesThemAll) {
+  // A library that lacks two of the functions the shim calls.
+  const Result<SqliteApi> api = LoadSqliteApi(
+      [](void*, const char* sym) -> void* {
+        const std::string name = sym;
+        if (name == "sqlite3_vfs_find" || name == "sqlite3_mprintf") {
+          return nullptr;
+        }
+        return dlsym(RTLD_DEFAULT, sym);
+      },
+      nullptr);
+  ASSERT_FALSE(api.ok());
+  EXPECT_EQ(api.error().code, ErrorCode::kNotFound);
+  EXPECT_NE(api.error().message.find("sqlite3_vfs_find"), std::string::npos)
+      << api.error().message;
+  EXPECT_NE(api.error().message.find("sqlite3_mprintf"), std::string::npos)
+      << api.error().message;
 }
 
 }  // namespace

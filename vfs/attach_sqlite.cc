@@ -47,31 +47,32 @@ int CollectObjects(dl_phdr_info* info, size_t, void* data) {
 
 }  // namespace
 
-bool FindHostSqlite(quiesce_resolver resolve, void* resolve_arg,
-                    void* library_handle, HostSqlite* out,
-                    std::string* error) {
+Result<HostSqlite> FindHostSqlite(quiesce_resolver resolve, void* resolve_arg,
+                                  void* library_handle) {
+  HostSqlite out;
   if (resolve != nullptr) {
-    out->resolve = resolve;
-    out->arg = resolve_arg;
-    out->library = DefiningFile(resolve(resolve_arg, kProbe));
-    return true;
+    out.resolve = resolve;
+    out.arg = resolve_arg;
+    out.library = DefiningFile(resolve(resolve_arg, kProbe));
+    return out;
   }
   if (library_handle != nullptr) {
     void* probe = dlsym(library_handle, kProbe);
     if (probe == nullptr) {
-      *error = "the library handle given does not define sqlite3_vfs_find";
-      return false;
+      return Error{ErrorCode::kNotFound,
+                   "the library handle given does not define "
+                   "sqlite3_vfs_find"};
     }
-    out->resolve = FromHandle;
-    out->arg = library_handle;
-    out->library = DefiningFile(probe);
-    return true;
+    out.resolve = FromHandle;
+    out.arg = library_handle;
+    out.library = DefiningFile(probe);
+    return out;
   }
   if (void* probe = dlsym(RTLD_DEFAULT, kProbe)) {
-    out->resolve = FromGlobalScope;
-    out->arg = nullptr;
-    out->library = DefiningFile(probe);
-    return true;
+    out.resolve = FromGlobalScope;
+    out.arg = nullptr;
+    out.library = DefiningFile(probe);
+    return out;
   }
   std::vector<std::string> candidates;
   dl_iterate_phdr(CollectObjects, &candidates);
@@ -83,19 +84,19 @@ bool FindHostSqlite(quiesce_resolver resolve, void* resolve_arg,
     void* probe = dlsym(handle, kProbe);
     // Defined by that very object, not by one of its dependencies.
     if (probe != nullptr && DefiningFile(probe) == path) {
-      out->resolve = FromHandle;
-      out->arg = handle;
-      out->library = path;
-      return true;
+      out.resolve = FromHandle;
+      out.arg = handle;
+      out.library = path;
+      return out;
     }
     dlclose(handle);
   }
-  *error =
+  return Error{
+      ErrorCode::kNotFound,
       "no SQLite found: sqlite3_vfs_find is not in the global symbol scope "
       "and no libmozsqlite3.so, libnss3.so or libsqlite3.so defining it is "
       "loaded (pass the library's dlopen handle in "
-      "quiesce_attach_config.sqlite_library)";
-  return false;
+      "quiesce_attach_config.sqlite_library)"};
 }
 
 }  // namespace quiesce

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "quiesce/quiesce.h"
+#include "result.h"
 
 namespace quiesce {
 
@@ -18,11 +19,10 @@ struct HostSqlite {
 // In this order: the caller's resolver; the caller's dlopen handle; the
 // global symbol scope (dlsym(RTLD_DEFAULT)); a loaded libmozsqlite3.so,
 // libnss3.so (Gecko on Android folds SQLite into NSS) or libsqlite3.so,
-// found by dl_iterate_phdr. False when none defines sqlite3_vfs_find;
-// *error then says what was tried.
-bool FindHostSqlite(quiesce_resolver resolve, void* resolve_arg,
-                    void* library_handle, HostSqlite* out,
-                    std::string* error);
+// found by dl_iterate_phdr. kNotFound, saying what was tried, when none
+// defines sqlite3_vfs_find.
+Result<HostSqlite> FindHostSqlite(quiesce_resolver resolve, void* resolve_arg,
+                                  void* library_handle);
 
 }  // namespace quiesce
 

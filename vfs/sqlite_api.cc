@@ -11,23 +11,23 @@ void* DefaultResolve(void*, const char* symbol) {
 
 }  // namespace
 
-bool LoadSqliteApi(quiesce_resolver resolve, void* arg, SqliteApi* api,
-                   std::string* missing) {
+Result<SqliteApi> LoadSqliteApi(quiesce_resolver resolve, void* arg) {
   if (resolve == nullptr) resolve = DefaultResolve;
   SqliteApi loaded;
-  missing->clear();
-#define QUIESCE_API_RESOLVE(name)                                      \
-  loaded.name = reinterpret_cast<decltype(loaded.name)>(               \
-      resolve(arg, "sqlite3_" #name));                                 \
-  if (loaded.name == nullptr) {                                        \
-    if (!missing->empty()) missing->append(", ");                      \
-    missing->append("sqlite3_" #name);                                 \
+  std::string missing;
+#define QUIESCE_API_RESOLVE(name)                        \
+  loaded.name = reinterpret_cast<decltype(loaded.name)>( \
+      resolve(arg, "sqlite3_" #name));                   \
+  if (loaded.name == nullptr) {                          \
+    if (!missing.empty()) missing.append(", ");          \
+    missing.append("sqlite3_" #name);                    \
   }
   QUIESCE_SQLITE_FUNCTIONS(QUIESCE_API_RESOLVE)
 #undef QUIESCE_API_RESOLVE
-  if (!missing->empty()) return false;
-  *api = loaded;
-  return true;
+  if (!missing.empty()) {
+    return Error{ErrorCode::kNotFound, "lacks " + missing};
+  }
+  return loaded;
 }
 
 void LoadSqliteApiFromExtension(const sqlite3_api_routines* routines,

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "quiesce/quiesce.h"
+#include "result.h"
 
 namespace quiesce {
 
@@ -78,10 +79,9 @@ struct SqliteApi {
 #undef QUIESCE_API_MEMBER
 };
 
-// Fills *api through resolve (dlsym(RTLD_DEFAULT) when resolve is null).
-// On failure returns false and names the missing symbols in *missing.
-bool LoadSqliteApi(quiesce_resolver resolve, void* arg, SqliteApi* api,
-                   std::string* missing);
+// The table, through resolve (dlsym(RTLD_DEFAULT) when resolve is null);
+// kNotFound naming every missing symbol when the library lacks some.
+Result<SqliteApi> LoadSqliteApi(quiesce_resolver resolve, void* arg);
 
 // Fills *api from a loadable extension's routine table.
 void LoadSqliteApiFromExtension(const sqlite3_api_routines* routines,
