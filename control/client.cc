@@ -102,10 +102,16 @@ Client::Status Client::ReadWire(Message* message, int timeout_ms,
   for (;;) {
     std::string line;
     switch (in_.Pop(&line)) {
-      case LineBuffer::Next::kLine:
+      case LineBuffer::Next::kLine: {
         if (line.empty()) continue;
-        if (!DecodeMessage(line, message, error)) return Status::kError;
+        Result<Message> decoded = DecodeMessage(line);
+        if (!decoded.ok()) {
+          *error = decoded.error().message;
+          return Status::kError;
+        }
+        *message = std::move(decoded.value());
         return Status::kOk;
+      }
       case LineBuffer::Next::kTooLong:
         *error = "the host sent an overlong line";
         return Status::kError;

@@ -216,40 +216,41 @@ std::string EncodeEvent(int64_t id, std::string_view event,
   }
 }
 
-bool DecodeMessage(std::string_view line, Message* out, std::string* error) {
+namespace {
+
+// A line the peer sent that is not a message: kBadRequest, saying why.
+Error Bad(const char* why) { return Error{ErrorCode::kBadRequest, why}; }
+
+}  // namespace
+
+Result<Message> DecodeMessage(std::string_view line) {
   try {
     if (NestingDepth(line) > kMaxDepth) {
-      *error = "message nested too deeply";
-      return false;
+      return Bad("message nested too deeply");
     }
     json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded() || !j.is_object()) {
-      *error = "not a JSON object";
-      return false;
+      return Bad("not a JSON object");
     }
     Message m;
     if (const auto it = j.find("id"); it != j.end() && !it->is_null()) {
       m.id = IdOf(*it);
       if (!m.id) {
-        *error = "bad \"id\"";
-        return false;
+        return Bad("bad \"id\"");
       }
     }
     if (const auto it = j.find("event"); it != j.end()) {
       if (!it->is_string() || !m.id) {
-        *error = "an event needs a string \"event\" and an \"id\"";
-        return false;
+        return Bad("an event needs a string \"event\" and an \"id\"");
       }
       m.is_event = true;
       m.event = it->get<std::string>();
       m.body = std::move(j);
-      *out = std::move(m);
-      return true;
+      return m;
     }
     const auto ok = j.find("ok");
     if (ok == j.end() || !ok->is_boolean()) {
-      *error = "neither a reply (\"ok\") nor an event";
-      return false;
+      return Bad("neither a reply (\"ok\") nor an event");
     }
     m.ok = ok->get<bool>();
     if (m.ok) {
@@ -259,8 +260,7 @@ bool DecodeMessage(std::string_view line, Message* out, std::string* error) {
       const auto e = j.find("error");
       if (e == j.end() || !e->is_object() || !e->contains("code") ||
           !(*e)["code"].is_string()) {
-        *error = "an error reply without an error code";
-        return false;
+        return Bad("an error reply without an error code");
       }
       m.error_code = (*e)["code"].get<std::string>();
       if (const auto msg = e->find("message");
@@ -268,11 +268,9 @@ bool DecodeMessage(std::string_view line, Message* out, std::string* error) {
         m.error_message = msg->get<std::string>();
       }
     }
-    *out = std::move(m);
-    return true;
+    return m;
   } catch (const std::exception&) {
-    *error = "could not decode the message";
-    return false;
+    return Bad("could not decode the message");
   }
 }
 

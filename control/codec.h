@@ -86,7 +86,9 @@ struct Message {
   json body;
 };
 
-bool DecodeMessage(std::string_view line, Message* out, std::string* error);
+// A line from the host (newline dropped); kBadRequest, saying why, when it
+// is not a reply or an event.
+Result<Message> DecodeMessage(std::string_view line);
 
 }  // namespace quiesce::control
 

@@ -6,8 +6,13 @@
 
 #include <string>
 
+#include "result_matchers.h"
+
 namespace quiesce::control {
 namespace {
+
+using quiesce::testing::IsError;
+using ::testing::HasSubstr;
 
 TEST(DecodeRequest, AcceptsMinimalRequest) {
   Request r;
@@ -102,37 +107,39 @@ TEST(Encode, RequestRoundTripsThroughTheDecoder) {
 TEST(Encode, InvalidUtf8IsReplacedNotThrown) {
   const std::string bad_path = "/tmp/\xff\xfe.db";
   const std::string line = EncodeOk(1, json{{"path", bad_path}});
-  Message m;
-  std::string error;
-  ASSERT_TRUE(DecodeMessage(line.substr(0, line.size() - 1), &m, &error))
-      << error;
-  EXPECT_EQ(m.result["path"], "/tmp/\xef\xbf\xbd\xef\xbf\xbd.db");
+  const Result<Message> m = DecodeMessage(line.substr(0, line.size() - 1));
+  ASSERT_OK(m);
+  EXPECT_EQ(m.value().result["path"], "/tmp/\xef\xbf\xbd\xef\xbf\xbd.db");
 }
 
 TEST(DecodeMessage, RepliesErrorsAndEvents) {
-  Message m;
-  std::string error;
-  ASSERT_TRUE(DecodeMessage(EncodeOk(1, json{{"x", 2}}), &m, &error));
-  EXPECT_FALSE(m.is_event);
-  EXPECT_TRUE(m.ok);
-  EXPECT_EQ(m.id, 1);
-  EXPECT_EQ(m.result["x"], 2);
+  const Result<Message> reply = DecodeMessage(EncodeOk(1, json{{"x", 2}}));
+  ASSERT_OK(reply);
+  EXPECT_FALSE(reply.value().is_event);
+  EXPECT_TRUE(reply.value().ok);
+  EXPECT_EQ(reply.value().id, 1);
+  EXPECT_EQ(reply.value().result["x"], 2);
 
-  ASSERT_TRUE(DecodeMessage(EncodeError(5, ErrorCode::kNotFound, "gone"), &m,
-                            &error));
-  EXPECT_FALSE(m.ok);
-  EXPECT_EQ(m.error_code, "not_found");
-  EXPECT_EQ(m.error_message, "gone");
+  const Result<Message> error =
+      DecodeMessage(EncodeError(5, ErrorCode::kNotFound, "gone"));
+  ASSERT_OK(error);
+  EXPECT_FALSE(error.value().ok);
+  EXPECT_EQ(error.value().error_code, "not_found");
+  EXPECT_EQ(error.value().error_message, "gone");
 
-  ASSERT_TRUE(DecodeMessage(EncodeEvent(6, "commit", json{{"seq", 3}}), &m,
-                            &error));
-  EXPECT_TRUE(m.is_event);
-  EXPECT_EQ(m.event, "commit");
-  EXPECT_EQ(m.body["seq"], 3);
+  const Result<Message> event =
+      DecodeMessage(EncodeEvent(6, "commit", json{{"seq", 3}}));
+  ASSERT_OK(event);
+  EXPECT_TRUE(event.value().is_event);
+  EXPECT_EQ(event.value().event, "commit");
+  EXPECT_EQ(event.value().body["seq"], 3);
 
-  EXPECT_FALSE(DecodeMessage(R"({"id":1})", &m, &error));
-  EXPECT_FALSE(DecodeMessage(R"({"id":1,"ok":false})", &m, &error));
-  EXPECT_FALSE(DecodeMessage(R"({"event":"commit"})", &m, &error));
+  EXPECT_THAT(DecodeMessage(R"({"id":1})"),
+              IsError(ErrorCode::kBadRequest, HasSubstr("neither a reply")));
+  EXPECT_THAT(DecodeMessage(R"({"id":1,"ok":false})"),
+              IsError(ErrorCode::kBadRequest, HasSubstr("without an error")));
+  EXPECT_THAT(DecodeMessage(R"({"event":"commit"})"),
+              IsError(ErrorCode::kBadRequest, HasSubstr("needs a string")));
 }
 
 TEST(ErrorCodes, NamesRoundTrip) {

@@ -11,6 +11,7 @@ using quiesce::control::DecodeError;
 using quiesce::control::DecodeMessage;
 using quiesce::control::DecodeRequest;
 using quiesce::control::EncodeRequest;
+using quiesce::Result;
 using quiesce::control::Message;
 using quiesce::control::Request;
 
@@ -35,8 +36,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } else if (error.message.empty()) {
     std::abort();  // every refusal says why
   }
-  Message message;
-  std::string message_error;
-  DecodeMessage(line, &message, &message_error);
+  const Result<Message> message = DecodeMessage(line);
+  if (!message.ok() && message.error().message.empty()) {
+    std::abort();  // every refusal says why
+  }
   return 0;
 }
