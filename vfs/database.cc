@@ -62,8 +62,8 @@ Database::Database(Context* context, uint64_t id, std::string path,
       vfs_name_(std::move(vfs_name)),
       base_vfs_(base_vfs),
       max_stall_(std::chrono::milliseconds(context->config().max_stall_ms)),
-      lease_cap_(std::chrono::milliseconds(
-          EffectiveLeaseMs(context->config()))) {}
+      gate_(&mu, std::chrono::milliseconds(
+                     EffectiveLeaseMs(context->config()))) {}
 
 DatabaseInfo Database::Info() {
   DatabaseInfo info;
@@ -84,8 +84,9 @@ DatabaseInfo Database::Info() {
       info.handles.push_back(
           {f->handle_id, f->lock_level, f->shm_shared, f->shm_exclusive});
     }
-    info.gate_closed = gate_ != GateState::kOpen;
-    info.gate = gate_stats_;
+    gate_.HeldAs(mu);
+    info.gate_closed = !gate_.open();
+    info.gate = gate_.stats();
   }
   info.transactions = counters_.transactions.load(std::memory_order_relaxed);
   info.frames = counters_.frames.load(std::memory_order_relaxed);
@@ -329,7 +330,7 @@ void Database::OnCommitPhaseTwo(ShimFile* file) {
   // drain waits for it) has committed: the file is whole.
   if (excl_db_dirty_) {
     excl_db_dirty_ = false;
-    gate_cv_.SignalAll();
+    gate_.Wake();
   }
   const uint32_t counter = file->page1_counter;
   const bool known = position_valid_ && !position_.wal;
@@ -378,7 +379,7 @@ void Database::OnJournalFinalized(JournalMode how) {
   // truncate it; it is whole at COMMIT_PHASETWO.)
   if (excl_db_dirty_ && journal_played_back_) {
     excl_db_dirty_ = false;
-    gate_cv_.SignalAll();
+    gate_.Wake();
   }
 }
 

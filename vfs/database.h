@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "gate.h"
 #include "mutex.h"
 #include "position.h"
 #include "result.h"
@@ -54,18 +55,6 @@ struct HandleInfo {
   uint8_t shm_exclusive = 0; // bit n: shm slot n held exclusive
 };
 
-// What a closing gate waits for before the point is quiescent.
-enum class Drain : uint8_t {
-  kWriters,  // rollback-mode snapshot: no host writer (RESERVED or more)
-  kInject,   // everything but passive checkpointers
-  kHold,     // everything, checkpoints included
-  // locking_mode=EXCLUSIVE, where the host's locks never drop between
-  // transactions: the write gate. Writes already under way finish, and a
-  // rollback transaction that has written the database file commits or
-  // rolls back; then writes that would change what a raw copy reads wait.
-  kExclusiveWrites,
-};
-
 // The files whose writes pass the exclusive-locking write gate.
 enum class WriteTarget : uint8_t { kMain, kWal };
 
@@ -78,32 +67,6 @@ struct CommittedState {
   bool commit_in_flight = false;
   uint64_t generation = 0;
   Position position;
-};
-
-// Every wait of a host request that quiesce causes, counted where it
-// happens, by cause. DESIGN.md "The gate": an unmeasured wait is a bug.
-struct GateStats {
-  uint64_t closes = 0;          // quiescent points reached
-  uint64_t drain_timeouts = 0;  // closes that failed: a holder did not finish
-  // Host requests (lock requests, or writes under the exclusive-locking
-  // write gate) held back at a closed gate: how many, for how long in all,
-  // the longest.
-  uint64_t waits = 0;
-  uint64_t wait_us = 0;
-  uint64_t max_wait_us = 0;
-  // Host lock requests that waited for a lock quiesce's own connection
-  // held (a FULL/RESTART/TRUNCATE checkpoint against a snapshot's read
-  // mark, a rollback writer against a copy's SHARED, anything against a
-  // lock quiesce holds exclusively for a moment).
-  uint64_t own_waits = 0;
-  uint64_t own_wait_us = 0;
-  uint64_t own_max_wait_us = 0;
-  uint64_t stall_timeouts = 0;  // waits of either cause that reached
-                                // max_stall: a fault
-  uint64_t revocations = 0;     // leases ended by their time limit
-  // quiesce operations that gave up a lock or a closed gate because a host
-  // request waited on it while the operation waited on its client.
-  uint64_t yields = 0;
 };
 
 // The commit a consistent copy stands at.
@@ -283,7 +246,7 @@ class Database {
   // A handle's locks changed: wakes a drain or a waiter that may care.
   void OnLocksChanged(ShimFile* f) QUIESCE_REQUIRES(mu);
   Clock::duration max_stall() const { return max_stall_; }
-  Clock::duration lease_cap() const { return lease_cap_; }
+  Clock::duration lease_cap() const { return gate_.lease_cap(); }
 
   // Some handle of this process holds the WAL WRITE lock, or a rollback
   // lock of RESERVED or more: a commit of ours may be under way.
@@ -307,15 +270,15 @@ class Database {
   void SetLockingModeLocked(LockingMode mode) QUIESCE_REQUIRES(mu);
   // The first host handle that keeps the gate from draining, or null.
   const ShimFile* DrainBlocker() const QUIESCE_REQUIRES(mu);
-  // Waits while the gate is not open and held_back() says so, until a
-  // reopen, the lease's end or the deadline.
-  template <typename HeldBack>
-  void WaitAtGate(HeldBack held_back, Clock::time_point deadline)
-      QUIESCE_REQUIRES(mu);
-  void OpenGateLocked(bool revoked) QUIESCE_REQUIRES(mu);
+  // What keeps a closing gate from draining, in words for its error.
+  std::string DescribeDrainBlocker(bool write_gate) const QUIESCE_REQUIRES(mu);
+  // Gate::AwaitOwn, logging a wait that reached max_stall; true when the
+  // caller should retry.
   template <typename Conflicts>
   bool AwaitOwn(Conflicts conflicts, Clock::time_point deadline)
       QUIESCE_REQUIRES(mu);
+  // A host request waited max_stall (a fault): said in SQLite's log.
+  void LogStall(const char* request, const char* at);
 
   Context* const context_;
   const uint64_t id_;
@@ -366,31 +329,10 @@ class Database {
   Clock::time_point excl_dirty_since_ QUIESCE_GUARDED_BY(mu);
   uint64_t wal_guard_ QUIESCE_GUARDED_BY(mu) = 0;
 
-  // The gate. kOpen: everything passes. kClosing: new host transactions
-  // wait while in-flight ones drain. kClosed: a quiescent point.
-  enum class GateState : uint8_t { kOpen, kClosing, kClosed };
   const Clock::duration max_stall_;
-  // How long a gate may stay closed (draining included): max_stall less a
-  // margin, so quiesce gives up before any host waiter would.
-  const Clock::duration lease_cap_;
-  GateState gate_ QUIESCE_GUARDED_BY(mu) = GateState::kOpen;
-  Drain drain_ QUIESCE_GUARDED_BY(mu) = Drain::kHold;
-  bool readers_may_proceed_ QUIESCE_GUARDED_BY(mu) = false;
-  uint64_t gate_token_ QUIESCE_GUARDED_BY(mu) = 0;
-  Clock::time_point closed_until_ QUIESCE_GUARDED_BY(mu);
-  int waiters_ QUIESCE_GUARDED_BY(mu) = 0;  // host requests waiting
-  Clock::time_point waiters_since_ QUIESCE_GUARDED_BY(mu);  // since 0 -> 1
-  // A reopen releases every request waiting at that moment, and they go
-  // first: each goes ahead even if the gate is closing again by the time
-  // it runs, and a close is not complete until all have passed. Without
-  // that, closes back to back could keep one waiting until max_stall.
-  uint64_t reopens_ QUIESCE_GUARDED_BY(mu) = 0;
-  int released_waiters_ QUIESCE_GUARDED_BY(mu) = 0;  // not run yet
-  bool own_waited_for_ QUIESCE_GUARDED_BY(mu) = false;
-  int own_waiters_ QUIESCE_GUARDED_BY(mu) = 0;
-  Clock::time_point own_waiters_since_ QUIESCE_GUARDED_BY(mu);
-  CondVar gate_cv_;
-  GateStats gate_stats_ QUIESCE_GUARDED_BY(mu);
+  // The gate; its lease cap is max_stall less a margin, so quiesce gives up
+  // before any host waiter would.
+  Gate gate_;
 
   std::array<CommitEvent, kEventCapacity> events_ QUIESCE_GUARDED_BY(mu);
   uint64_t next_seq_ QUIESCE_GUARDED_BY(mu) = 1;
