@@ -68,9 +68,7 @@ std::shared_ptr<Database> Context::FindById(uint64_t id) {
 
 void Context::RemoveCommitObserver() {
   observer_.store(nullptr);
-  for (const auto& db : Databases()) {
-    MutexLock lock(&db->mu);
-  }
+  for (const auto& db : Databases()) db->Fence();
 }
 
 std::vector<std::shared_ptr<Database>> Context::Databases() {

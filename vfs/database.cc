@@ -175,12 +175,24 @@ PinnedPoint Database::PinRollbackPoint(uint32_t change_counter,
   return point;
 }
 
-void Database::AddHandle(ShimFile* file) { handles_.push_back(file); }
+void Database::AddHandle(ShimFile* file) {
+  MutexLock lock(&mu);
+  handles_.push_back(file);
+}
 
 void Database::RemoveHandle(ShimFile* file) {
+  MutexLock lock(&mu);
   handles_.erase(std::remove(handles_.begin(), handles_.end(), file),
                  handles_.end());
 }
+
+uint8_t Database::SharedShmLocks(const ShimFile* file) {
+  MutexLock lock(&mu);
+  file->LockedBy(*this);
+  return file->shm_shared;
+}
+
+void Database::Fence() { MutexLock lock(&mu); }
 
 bool Database::LocalWriterActive() {
   for (const ShimFile* f : handles_) {

@@ -124,10 +124,20 @@ class Database {
   uint64_t last_event_seq() QUIESCE_EXCLUDES(mu);
 
   // --- called by the shim's file methods ---------------------------------
+  // The lock table's mutex: it guards this object's state and the lock
+  // bits of its handles (ShimFile). Besides Database, only the lock path
+  // takes it (shim_file.cc's xLock, xUnlock, xShmMap, xShmLock, xShmUnmap):
+  // the gate check, the base VFS's lock call and the table's update must be
+  // atomic with respect to a drain (DESIGN.md "The gate").
   Mutex mu;
 
-  void AddHandle(ShimFile* file) QUIESCE_REQUIRES(mu);
-  void RemoveHandle(ShimFile* file) QUIESCE_REQUIRES(mu);
+  void AddHandle(ShimFile* file) QUIESCE_EXCLUDES(mu);
+  void RemoveHandle(ShimFile* file) QUIESCE_EXCLUDES(mu);
+  // The wal-index slots `file` holds shared (bit n: slot n), read under mu.
+  uint8_t SharedShmLocks(const ShimFile* file) QUIESCE_EXCLUDES(mu);
+  // Returns once every call that was holding mu has ended: one that began
+  // before a change (a commit observer cleared) has seen it or is over.
+  void Fence() QUIESCE_EXCLUDES(mu);
 
   // WAL with a wal-index: `file` was just granted the WRITE lock.
   void OnWalWriteLocked(ShimFile* file) QUIESCE_REQUIRES(mu);

@@ -42,10 +42,7 @@ int ShimClose(sqlite3_file* file) {
   const int rc = real->pMethods ? real->pMethods->xClose(real) : SQLITE_OK;
   NoteFdClosed(f->fd);
   if (f->kind == FileKind::kMainDb) {
-    {
-      MutexLock lock(&f->db->mu);
-      f->db->RemoveHandle(f);
-    }
+    f->db->RemoveHandle(f);
     f->context->DetachMain(f->db.get(), f->own);
   }
   f->~ShimFile();

@@ -65,7 +65,6 @@ void Attach(Shim* shim, ShimFile* f, const char* name, int flags) {
                                       shim->name, shim->base, f->own);
     f->kind = FileKind::kMainDb;
     f->handle_id = shim->context->NextHandleId();
-    MutexLock lock(&f->db->mu);
     f->db->AddHandle(f);
   } else if (flags & SQLITE_OPEN_WAL) {
     f->db = DatabaseOf(shim->context, name, "-wal");

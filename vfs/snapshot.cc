@@ -46,12 +46,7 @@ Result<SnapshotResult> WalSnapshot(Database& db, int out_fd,
       std::this_thread::sleep_for(std::chrono::microseconds(200));
       continue;
     }
-    bool read0;
-    {
-      MutexLock lock(&db.mu);
-      main->LockedBy(db);
-      read0 = main->shm_shared & (1u << wal::kReadLock0);
-    }
+    const bool read0 = db.SharedShmLocks(main) & (1u << wal::kReadLock0);
     if (read0 && point.n_backfill != point.position.mx_frame) {
       own.Rollback();
       continue;
