@@ -28,6 +28,16 @@ class GateStateTest : public ::testing::Test {
     EXPECT_TRUE(token.ok()) << token.error().message;
     return token.ok() ? token.value() : 0;
   }
+  // A host request the closed gate holds back, on a thread of its own;
+  // *in_time, set under the gate's mutex as the request passes, says it
+  // passed before its distant deadline. A jthread: an ASSERT that returns
+  // early joins it rather than aborting the binary.
+  std::jthread HeldBackRequest(bool* in_time) {
+    return std::jthread([this, in_time] {
+      MutexLock lock(gate_.mu);
+      *in_time = gate_.Wait([] { return true; }, Clock::now() + hours(1));
+    });
+  }
   // Until a request waits at the gate (at_gate) or for quiesce's own lock.
   void AwaitWaiter(bool at_gate) {
     for (;;) {
@@ -121,10 +131,7 @@ TEST_F(GateStateTest, ADrainEndsWhenTheOwnerSaysSo) {
 TEST_F(GateStateTest, AHeldBackRequestPassesAtTheReopenAndIsCounted) {
   const uint64_t token = Close(Clock::now() + hours(1));
   bool in_time = false;
-  std::thread host([&] {
-    MutexLock lock(gate_.mu);
-    in_time = gate_.Wait([] { return true; }, Clock::now() + hours(1));
-  });
+  std::jthread host = HeldBackRequest(&in_time);
   AwaitWaiter(/*at_gate=*/true);
   {
     MutexLock lock(gate_.mu);
@@ -145,10 +152,7 @@ TEST_F(GateStateTest, AHeldBackRequestPassesAtTheReopenAndIsCounted) {
 TEST_F(GateStateTest, ALeaseNobodyEndsIsRevokedByTheRequestItHoldsBack) {
   const uint64_t token = Close(Clock::now() + milliseconds(30));
   bool in_time = false;
-  std::thread host([&] {
-    MutexLock lock(gate_.mu);
-    in_time = gate_.Wait([] { return true; }, Clock::now() + hours(1));
-  });
+  std::jthread host = HeldBackRequest(&in_time);
   host.join();
   EXPECT_TRUE(in_time) << "the lease's end, not the request's deadline";
   EXPECT_TRUE(Open());
@@ -185,12 +189,8 @@ TEST_F(GateStateTest, ARequestThatReachesItsDeadlineIsAStall) {
 
 TEST_F(GateStateTest, RequestsAReopenReleasedGoBeforeTheNextClose) {
   const uint64_t token = Close(Clock::now() + hours(1));
-  bool passed = false;  // under mu_
-  std::thread host([&] {
-    MutexLock lock(gate_.mu);
-    EXPECT_TRUE(gate_.Wait([] { return true; }, Clock::now() + hours(1)));
-    passed = true;
-  });
+  bool passed = false;  // under the gate's mutex
+  std::jthread host = HeldBackRequest(&passed);
   AwaitWaiter(/*at_gate=*/true);
   {
     MutexLock lock(gate_.mu);
@@ -210,10 +210,8 @@ TEST_F(GateStateTest, RequestsAReopenReleasedGoBeforeTheNextClose) {
 
 TEST_F(GateStateTest, AReleasedRequestThatNeverRunsTimesTheCloseOut) {
   const uint64_t token = Close(Clock::now() + hours(1));
-  std::thread host([&] {
-    MutexLock lock(gate_.mu);
-    EXPECT_TRUE(gate_.Wait([] { return true; }, Clock::now() + hours(1)));
-  });
+  bool in_time = false;
+  std::jthread host = HeldBackRequest(&in_time);
   AwaitWaiter(/*at_gate=*/true);
   {
     MutexLock lock(gate_.mu);
@@ -231,6 +229,7 @@ TEST_F(GateStateTest, AReleasedRequestThatNeverRunsTimesTheCloseOut) {
     EXPECT_TRUE(gate_.open());
   }
   host.join();
+  EXPECT_TRUE(in_time) << "released, it ran once the mutex was free";
 }
 
 TEST_F(GateStateTest, OwnLockWaitsEndWhenTheLockGoesAndAreCounted) {
