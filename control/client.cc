@@ -87,9 +87,9 @@ Client::Status Client::Send(const std::string& op, const json& args,
 
 Client::Status Client::Read(Message* message, int timeout_ms,
                             std::string* error) {
-  if (!early_events_.empty()) {
-    *message = std::move(early_events_.front());
-    early_events_.pop_front();
+  if (!early_.empty()) {
+    *message = std::move(early_.front());
+    early_.pop_front();
     return Status::kOk;
   }
   return ReadWire(message, timeout_ms, error);
@@ -164,14 +164,11 @@ Client::Status Client::Call(const std::string& op, const json& args,
     Message m;
     status = ReadWire(&m, MsLeft(deadline), error);
     if (status != Status::kOk) return status;
-    if (m.is_event) {
-      early_events_.push_back(std::move(m));
-      continue;
-    }
-    if (!m.id || *m.id == id) {
+    if (!m.is_event && (!m.id || *m.id == id)) {
       *reply = std::move(m);
       return Status::kOk;
     }
+    early_.push_back(std::move(m));  // an event, or another request's reply
   }
 }
 

@@ -47,9 +47,10 @@ class Client {
   // Reads the next message: a reply or an event.
   Status Read(Message* message, int timeout_ms, std::string* error);
 
-  // Sends a request and waits for its reply. Events that arrive meanwhile
-  // are kept for Read. A reply without an id (the server refusing the
-  // connection or an unreadable line) also ends the wait.
+  // Sends a request and waits for its reply. Events and replies to earlier
+  // requests that arrive meanwhile are kept for Read. A reply without an id
+  // (the server refusing the connection or an unreadable line) also ends
+  // the wait.
   Status Call(const std::string& op, const json& args, Message* reply,
               int timeout_ms, std::string* error,
               const std::vector<int>& fds = {});
@@ -58,13 +59,14 @@ class Client {
 
  private:
   explicit Client(UniqueFd fd) : fd_(std::move(fd)) {}
-  // Reads the next message from the socket, past early_events_.
+  // Reads the next message from the socket, past early_.
   Status ReadWire(Message* message, int timeout_ms, std::string* error);
 
   UniqueFd fd_;
   // Replies can be long (a list of many databases); requests cannot.
   LineBuffer in_{16 * 1024 * 1024};
-  std::deque<Message> early_events_;  // events read while waiting in Call
+  // Events, and replies to other requests, read while waiting in Call.
+  std::deque<Message> early_;
   int64_t next_id_ = 1;
 };
 

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <optional>
 
 #include "client_descriptor.h"
 #include "describe.h"
@@ -291,11 +292,14 @@ Outcome SnapshotOp(Call& call) {
     SnapshotOptions options;
     options.deadline = Job::Clock::now() + milliseconds(timeout_ms);
     options.cancelled = job.cancel_flag();
-    auto last = Job::Clock::now();
+    // The first event goes out with the first pages: from then on the
+    // snapshot stands at its point (a client holding the point may let it
+    // go); the rest every 200 ms.
+    std::optional<Job::Clock::time_point> last;
     if (progress) {
       options.progress = [&](uint32_t done, uint32_t total) {
         const auto now = Job::Clock::now();
-        if (now - last < milliseconds(200) && done != total) return;
+        if (last && now - *last < milliseconds(200) && done != total) return;
         last = now;
         job.Post(EncodeEvent(id, "progress", {{"done", done}, {"total", total}}));
       };

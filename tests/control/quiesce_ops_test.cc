@@ -78,6 +78,79 @@ TEST_F(QuiesceOpsTest, SnapshotWritesTheImageToTheClientsDescriptor) {
   EXPECT_EQ(reply.result["sha256"], sha.FinishHex());
 }
 
+// The first progress event goes out with the first pages, not 200 ms later:
+// a client holding the point (bundle pack) releases the hold on it. Here
+// the client reads none of the image: the copy stops when the pipe is
+// full, after the first batch; the event must already be there.
+TEST_F(QuiesceOpsTest, TheFirstProgressEventComesWithTheFirstPages) {
+  Open();
+  for (int i = 0; i < 20; ++i) {
+    host_->Must("INSERT INTO t(v) VALUES (randomblob(100000))");
+  }
+  StartServer();
+  auto client = Connect();
+  int pipe_fds[2];
+  ASSERT_EQ(pipe(pipe_fds), 0);
+  // Room for the first batches of pages, not for the ~2.3 MB image.
+  ASSERT_GE(fcntl(pipe_fds[1], F_SETPIPE_SZ, 1 << 20), 1 << 20);
+  int64_t id;
+  std::string error;
+  ASSERT_EQ(client->Send("snapshot", {{"db", path_}, {"progress", true}},
+                         {pipe_fds[1]}, &id, kTimeoutMs, &error),
+            Client::Status::kOk)
+      << error;
+  close(pipe_fds[1]);
+  Message first;
+  ASSERT_EQ(client->Read(&first, 5000, &error), Client::Status::kOk)
+      << "no progress event while the copy waits for its client: " << error;
+  EXPECT_TRUE(first.is_event);
+  EXPECT_EQ(first.event, "progress");
+  EXPECT_LT(first.body.value("done", 0u), first.body.value("total", 0u));
+  // Then the client reads the image, and the reply follows.
+  char buf[65536];
+  while (read(pipe_fds[0], buf, sizeof buf) > 0) {
+  }
+  close(pipe_fds[0]);
+  Message reply;
+  do {
+    ASSERT_EQ(client->Read(&reply, kTimeoutMs, &error), Client::Status::kOk)
+        << error;
+  } while (reply.is_event);
+  EXPECT_TRUE(reply.ok) << reply.error_message;
+  EXPECT_EQ(reply.id, id);
+}
+
+// A reply to an earlier request that arrives while Call waits for its own
+// is kept for Read, not dropped.
+TEST_F(QuiesceOpsTest, CallKeepsAnEarlierRequestsReply) {
+  Open();
+  StartServer();
+  auto client = Connect();
+  int pipe_fds[2];
+  ASSERT_EQ(pipe(pipe_fds), 0);
+  int64_t id;
+  std::string error;
+  ASSERT_EQ(client->Send("snapshot", {{"db", path_}}, {pipe_fds[1]}, &id,
+                         kTimeoutMs, &error),
+            Client::Status::kOk)
+      << error;
+  close(pipe_fds[1]);
+  char buf[65536];
+  while (read(pipe_fds[0], buf, sizeof buf) > 0) {
+  }
+  close(pipe_fds[0]);
+  // The image is out and the job has let go of the pipe: the reply is on
+  // its way; wait until it is readable, so that Call meets it first.
+  pollfd replied{client->fd(), POLLIN, 0};
+  ASSERT_EQ(poll(&replied, 1, kTimeoutMs), 1);
+  EXPECT_TRUE(Call(*client, "status", {{"db", path_}}).ok);
+  Message reply;
+  ASSERT_EQ(client->Read(&reply, 0, &error), Client::Status::kOk) << error;
+  EXPECT_FALSE(reply.is_event);
+  EXPECT_EQ(reply.id, id);
+  EXPECT_TRUE(reply.ok) << reply.error_message;
+}
+
 TEST_F(QuiesceOpsTest, SnapshotNeedsAWritableDescriptor) {
   Open();
   StartServer();
