@@ -3,14 +3,15 @@
 // as of the same commit, so that a page that keeps deleting cannot take a
 // body away before it is copied.
 //
-// How: the client takes a `hold` (the gate closes, every host transaction
-// and checkpoint drains), takes a WAL snapshot beside it on the same
-// connection (a snapshot needs no gate: quiesce's own connection reads
-// under a read mark; the generation it reports is the hold's, since
-// nothing commits while the point is held), hard-links every body file the
-// image's `entries` reference into a private pin directory, and releases.
-// The copy into the bundle then reads the pins at leisure; the pins go
-// with this object.
+// How: the client hard-links every body file now in morgue/ into a private
+// pin directory, takes a `hold` (the gate closes, every host transaction
+// and checkpoint drains), starts a WAL snapshot beside it (a snapshot needs
+// no gate: quiesce's own connection reads under a read mark) and waits only
+// for its first pages (from then on it stands at the point), links the
+// bodies written since the first pins, and releases. The rest of the
+// snapshot is written after the release; every body its rows reference
+// must be among the pins. The copy into the bundle then reads the pins at
+// leisure; the pins go with this object.
 //
 // Why hard links rather than open descriptors: a link is one syscall, costs
 // no descriptor (a 2,000-entry cache would need 2,000 open files, past
@@ -56,7 +57,7 @@ class PackPoint {
   PackPoint(const PackPoint&) = delete;
   PackPoint& operator=(const PackPoint&) = delete;
 
-  // Takes the point: hold, snapshot, pins, release. A lease that ended
+  // Takes the point: pins, hold, the snapshot's start, pins, release. A lease that ended
   // before the release (the host took its point back) is tried again, up
   // to 3 times; other failures are final. A host that grants no hold
   // (read access only) gets pins around plain snapshots instead, up to 3.
@@ -70,7 +71,10 @@ class PackPoint {
   // long a host transaction waited at the gate for this point.
   double held_ms() const { return held_ms_; }
   double drain_ms() const { return drain_ms_; }   // hold sent to its reply
+  // Held: the hold's reply to the snapshot's first pages; else the whole
+  // snapshot.
   double snapshot_ms() const { return snapshot_ms_; }
+  // Held: the scan for bodies written since the first pins; else zero.
   double pin_ms() const { return pin_ms_; }
   int attempts() const { return attempts_; }
   // False when the host grants no hold (read access only): then the pins
