@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <cerrno>
 #include <cstring>
@@ -58,107 +59,30 @@ void DropCredentialHeaders(std::vector<Header>& headers) {
                 [](const Header& h) { return IsCredentialHeader(h.name); });
 }
 
-// Copies `from` to `to` (created), returning the bytes copied. ENOENT on
-// `from` comes back as NotFound so that the caller may retry.
-absl::StatusOr<int64_t> CopyFile(const std::filesystem::path& from,
-                                 const std::filesystem::path& to) {
-  int in = open(from.c_str(), O_RDONLY | O_CLOEXEC);
-  if (in < 0) {
+// What one read of a body file gave: its size, its SHA-256 (for META.json)
+// and its CRC-32 (to check that the ZIP holds the very bytes hashed).
+struct FileDigest {
+  int64_t size = 0;
+  std::string sha256;
+  uint32_t crc = 0;
+};
+
+// Reads `path` once. ENOENT comes back as NotFound so that the caller may
+// retry.
+absl::StatusOr<FileDigest> DigestFile(const std::filesystem::path& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
     int error = errno;
     std::string message =
-        absl::StrCat("cannot open ", from.string(), ": ", std::strerror(error));
+        absl::StrCat("cannot open ", path.string(), ": ", std::strerror(error));
     return error == ENOENT ? absl::NotFoundError(message)
                            : absl::InternalError(message);
   }
-  int out = open(to.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (out < 0) {
-    close(in);
-    return absl::InternalError(absl::StrCat("cannot create ", to.string(),
-                                            ": ", std::strerror(errno)));
-  }
-  int64_t total = 0;
-  absl::Status status;
-  char buffer[64 * 1024];
-  for (;;) {
-    ssize_t n = read(in, buffer, sizeof buffer);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      status = absl::InternalError(absl::StrCat(
-          "cannot read ", from.string(), ": ", std::strerror(errno)));
-      break;
-    }
-    if (n == 0) break;
-    for (ssize_t done = 0; done < n;) {
-      ssize_t w = write(out, buffer + done, static_cast<size_t>(n - done));
-      if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) {
-        status = absl::InternalError(absl::StrCat(
-            "cannot write ", to.string(), ": ", std::strerror(errno)));
-        break;
-      }
-      done += w;
-    }
-    if (!status.ok()) break;
-    total += n;
-  }
-  close(in);
-  close(out);
-  if (!status.ok()) return status;
-  return total;
-}
-
-// Copies one body of `entry` into the scratch directory, asking the hook
-// whether to retry while it is missing.
-absl::StatusOr<BodyPart> CopyBody(const CacheEntry& entry, bool request,
-                                  size_t index,
-                                  const std::filesystem::path& cache_dir,
-                                  const std::filesystem::path& scratch,
-                                  const PackOptions& options) {
-  std::string prefix = request ? "request" : "response";
-  std::string body_id = entry.Text(prefix + "_body_id");
-  std::optional<std::string> relative = MorguePathOfBodyId(body_id);
-  if (!relative) {
-    return absl::DataLossError(absl::StrCat("entry ", entry.RequestUrl(),
-                                            " has a malformed body id \"",
-                                            body_id, "\""));
-  }
-  BodyPart part{BodyPartName(index, request), 0};
-  std::filesystem::path source = cache_dir / *relative;
-  for (int attempt = 1;; ++attempt) {
-    absl::StatusOr<int64_t> size = CopyFile(source, scratch / part.part);
-    if (size.ok()) {
-      part.size = *size;
-      break;
-    }
-    if (!absl::IsNotFound(size.status())) return size.status();
-    if (!options.on_missing_body ||
-        !options.on_missing_body(
-            MissingBody{source, entry.RequestUrl(), attempt})) {
-      return absl::NotFoundError(absl::StrCat(
-          "the ", prefix, " body of ", entry.RequestUrl(), " (", *relative,
-          ") is missing after ", attempt,
-          " attempt(s): the entry was probably deleted after the snapshot; "
-          "take a new snapshot and pack again"));
-    }
-  }
-  if (std::optional<int64_t> disk_size =
-          entry.Integer(prefix + "_body_disk_size");
-      disk_size && *disk_size != part.size) {
-    return absl::DataLossError(absl::StrCat(
-        "the ", prefix, " body of ", entry.RequestUrl(), " (", *relative,
-        ") has ", part.size, " bytes, the database says ", *disk_size));
-  }
-  return part;
-}
-
-absl::StatusOr<std::string> FileSha256(const std::filesystem::path& path) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    return absl::InternalError(absl::StrCat("cannot open ", path.string(),
-                                            ": ", std::strerror(errno)));
-  }
+  posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  FileDigest digest;
   Sha256 sha;
-  char buffer[64 * 1024];
+  uLong crc = crc32(0L, Z_NULL, 0);
+  char buffer[128 * 1024];
   ssize_t n;
   while ((n = read(fd, buffer, sizeof buffer)) != 0) {
     if (n < 0 && errno == EINTR) continue;
@@ -168,9 +92,99 @@ absl::StatusOr<std::string> FileSha256(const std::filesystem::path& path) {
                                               ": ", std::strerror(errno)));
     }
     sha.Update(buffer, static_cast<size_t>(n));
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(buffer),
+                static_cast<uInt>(n));
+    digest.size += n;
   }
   close(fd);
-  return sha.FinishHex();
+  digest.sha256 = sha.FinishHex();
+  digest.crc = static_cast<uint32_t>(crc);
+  return digest;
+}
+
+uint32_t Crc32(std::string_view bytes) {
+  return static_cast<uint32_t>(crc32(crc32(0L, Z_NULL, 0),
+                                     reinterpret_cast<const Bytef*>(
+                                         bytes.data()),
+                                     static_cast<uInt>(bytes.size())));
+}
+
+// One body of `entry`, read once where it lies (bodies are never rewritten
+// in place, and a pack from a live browser reads pins of them), asking the
+// hook whether to retry while it is missing.
+absl::StatusOr<std::pair<BodyPart, FileDigest>> DigestBody(
+    const CacheEntry& entry, bool request, size_t index,
+    const std::filesystem::path& cache_dir, const PackOptions& options,
+    std::filesystem::path* source) {
+  std::string prefix = request ? "request" : "response";
+  std::string body_id = entry.Text(prefix + "_body_id");
+  std::optional<std::string> relative = MorguePathOfBodyId(body_id);
+  if (!relative) {
+    return absl::DataLossError(absl::StrCat("entry ", entry.RequestUrl(),
+                                            " has a malformed body id \"",
+                                            body_id, "\""));
+  }
+  BodyPart part{BodyPartName(index, request), 0};
+  *source = cache_dir / *relative;
+  FileDigest digest;
+  for (int attempt = 1;; ++attempt) {
+    absl::StatusOr<FileDigest> read = DigestFile(*source);
+    if (read.ok()) {
+      digest = *std::move(read);
+      break;
+    }
+    if (!absl::IsNotFound(read.status())) return read.status();
+    if (!options.on_missing_body ||
+        !options.on_missing_body(
+            MissingBody{*source, entry.RequestUrl(), attempt})) {
+      return absl::NotFoundError(absl::StrCat(
+          "the ", prefix, " body of ", entry.RequestUrl(), " (", *relative,
+          ") is missing after ", attempt,
+          " attempt(s): the entry was probably deleted after the snapshot; "
+          "take a new snapshot and pack again"));
+    }
+  }
+  part.size = digest.size;
+  if (std::optional<int64_t> disk_size =
+          entry.Integer(prefix + "_body_disk_size");
+      disk_size && *disk_size != part.size) {
+    return absl::DataLossError(absl::StrCat(
+        "the ", prefix, " body of ", entry.RequestUrl(), " (", *relative,
+        ") has ", part.size, " bytes, the database says ", *disk_size));
+  }
+  return std::make_pair(part, std::move(digest));
+}
+
+// Reads the central directory of the ZIP just written: exactly the parts
+// expected, each with the size and CRC-32 of the bytes that were hashed
+// into META.json. libzip computed those CRCs from what it wrote, so this
+// proves the archive holds the hashed bytes without reading them again.
+absl::Status CheckWritten(
+    const std::filesystem::path& zip_path,
+    const std::vector<std::pair<std::string, std::pair<int64_t, uint32_t>>>&
+        expected) {
+  absl::StatusOr<std::unique_ptr<ZipReader>> zip = ZipReader::Open(zip_path);
+  if (!zip.ok()) return zip.status();
+  const std::vector<std::string>& names = (*zip)->names();
+  if (names.size() != expected.size()) {
+    return absl::DataLossError(absl::StrCat(
+        zip_path.string(), " holds ", names.size(), " parts, not ",
+        expected.size()));
+  }
+  for (size_t i = 0; i < expected.size(); ++i) {
+    const auto& [name, size_crc] = expected[i];
+    absl::StatusOr<uint64_t> size = (*zip)->Size(name);
+    absl::StatusOr<uint32_t> crc = (*zip)->Crc(name);
+    if (names[i] != name || !size.ok() || !crc.ok() ||
+        *size != static_cast<uint64_t>(size_crc.first) ||
+        *crc != size_crc.second) {
+      return absl::DataLossError(absl::StrCat(
+          "part ", name, " of ", zip_path.string(),
+          " is not what was hashed (did a body file change while it was "
+          "packed?)"));
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -203,7 +217,12 @@ absl::StatusOr<PackResult> PackBundle(sqlite3* image,
   std::string security_json = SecurityInfoToJson(cache->security_info);
   meta.parts[kSecurityInfoPart] = Sha256Hex(security_json);
   std::vector<std::string> entry_jsons;
-  std::vector<BodyPart> bodies;
+  // Body parts in archive order, each with the file it is read from.
+  std::vector<std::pair<BodyPart, std::filesystem::path>> bodies;
+  // Every part's name, size and CRC-32, in archive order.
+  std::vector<std::pair<std::string, std::pair<int64_t, uint32_t>>> written;
+  std::vector<std::pair<std::string, std::pair<int64_t, uint32_t>>>
+      body_written;
   for (size_t i = 0; i < cache->entries.size(); ++i) {
     BundleEntry entry{cache->entries[i], std::nullopt, std::nullopt};
     if (!options.keep_credential_headers) {
@@ -215,16 +234,16 @@ absl::StatusOr<PackResult> PackBundle(sqlite3* image,
               .empty()) {
         continue;
       }
-      absl::StatusOr<BodyPart> body = CopyBody(
-          entry.entry, request, i, cache_dir, scratch->path(), options);
+      std::filesystem::path source;
+      auto body = DigestBody(entry.entry, request, i, cache_dir, options,
+                             &source);
       if (!body.ok()) return body.status();
-      absl::StatusOr<std::string> sha =
-          FileSha256(scratch->path() / body->part);
-      if (!sha.ok()) return sha.status();
-      meta.parts[body->part] = *sha;
-      result.body_bytes += body->size;
-      bodies.push_back(*body);
-      (request ? entry.request_body : entry.response_body) = *body;
+      const auto& [part, digest] = *body;
+      meta.parts[part.part] = digest.sha256;
+      result.body_bytes += part.size;
+      bodies.emplace_back(part, source);
+      body_written.push_back({part.part, {part.size, digest.crc}});
+      (request ? entry.request_body : entry.response_body) = part;
     }
     entry_jsons.push_back(EntryToJson(entry));
     meta.parts[EntryPartName(i)] = Sha256Hex(entry_jsons.back());
@@ -234,21 +253,27 @@ absl::StatusOr<PackResult> PackBundle(sqlite3* image,
   std::filesystem::path zip_path = scratch->path() / "bundle.zip";
   absl::StatusOr<std::unique_ptr<ZipWriter>> zip = ZipWriter::Create(zip_path);
   if (!zip.ok()) return zip.status();
-  absl::Status added = (*zip)->AddBytes(kMetaPart, meta_json);
-  if (added.ok()) added = (*zip)->AddBytes(kSecurityInfoPart, security_json);
+  auto add_bytes = [&](const std::string& name, std::string_view bytes) {
+    written.push_back({name, {static_cast<int64_t>(bytes.size()),
+                              Crc32(bytes)}});
+    return (*zip)->AddBytes(name, bytes);
+  };
+  absl::Status added = add_bytes(kMetaPart, meta_json);
+  if (added.ok()) added = add_bytes(kSecurityInfoPart, security_json);
   for (size_t i = 0; added.ok() && i < entry_jsons.size(); ++i) {
-    added = (*zip)->AddBytes(EntryPartName(i), entry_jsons[i]);
+    added = add_bytes(EntryPartName(i), entry_jsons[i]);
   }
   for (size_t i = 0; added.ok() && i < bodies.size(); ++i) {
-    added = (*zip)->AddFile(bodies[i].part, scratch->path() / bodies[i].part);
+    added = (*zip)->AddFile(bodies[i].first.part, bodies[i].second);
   }
   if (!added.ok()) return added;
   if (absl::Status closed = (*zip)->Close(); !closed.ok()) return closed;
+  written.insert(written.end(), body_written.begin(), body_written.end());
 
-  // Read back what was written: `out` only ever receives a bundle that
-  // verifies.
-  absl::StatusOr<std::unique_ptr<Bundle>> check = Bundle::Open(zip_path);
-  if (!check.ok()) return check.status();
+  // `out` only ever receives a bundle that holds what META.json hashed.
+  if (absl::Status checked = CheckWritten(zip_path, written); !checked.ok()) {
+    return checked;
+  }
   if (rename(zip_path.c_str(), out.c_str()) != 0) {
     return absl::InternalError(absl::StrCat("cannot rename to ", out.string(),
                                             ": ", std::strerror(errno)));

@@ -183,9 +183,12 @@ struct PackResult {
 // Packs the cache `cache_name` of `image` (an open, consistent image of the
 // origin's caches.sqlite, not the live file) with the body files under
 // `cache_dir`/morgue into the ZIP `out`. `origin` is recorded as given
-// (e.g. "http://127.0.0.1:8765"). The ZIP is written to a temporary file
-// beside `out`, verified by reading it back, then renamed: `out` is either
-// a complete verified bundle or untouched.
+// (e.g. "http://127.0.0.1:8765"). Each body file is read once to hash it
+// (and must not change until the pack returns: a live browser's bodies are
+// packed from pins); the ZIP is written to a temporary file beside `out`,
+// its central directory checked against the sizes and CRC-32s of the bytes
+// hashed, then renamed: `out` is either a complete bundle that verifies or
+// untouched.
 absl::StatusOr<PackResult> PackBundle(sqlite3* image,
                                       const std::filesystem::path& cache_dir,
                                       std::string_view origin,

@@ -129,6 +129,17 @@ absl::StatusOr<uint64_t> ZipReader::Size(const std::string& name) const {
   return stat.size;
 }
 
+absl::StatusOr<uint32_t> ZipReader::Crc(const std::string& name) const {
+  zip_stat_t stat;
+  zip_stat_init(&stat);
+  if (zip_stat(zip_, name.c_str(), 0, &stat) != 0 ||
+      (stat.valid & ZIP_STAT_CRC) == 0) {
+    return absl::NotFoundError(
+        absl::StrCat(path_.string(), " has no part ", name));
+  }
+  return stat.crc;
+}
+
 absl::Status ZipReader::Read(
     const std::string& name,
     const std::function<bool(std::string_view)>& sink) const {

@@ -57,6 +57,8 @@ class ZipReader {
   const std::vector<std::string>& names() const { return names_; }
   // The uncompressed size of `name`.
   absl::StatusOr<uint64_t> Size(const std::string& name) const;
+  // The CRC-32 the archive records for `name`'s uncompressed bytes.
+  absl::StatusOr<uint32_t> Crc(const std::string& name) const;
   // Streams `name` to `sink` in chunks; a sink returning false stops the
   // read with an error. Fails on a libzip error (a CRC mismatch included).
   absl::Status Read(const std::string& name,
