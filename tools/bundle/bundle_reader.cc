@@ -270,9 +270,6 @@ absl::Status Bundle::ExtractPart(const std::string& part,
   } else if (status.ok() && sha.FinishHex() != it->second) {
     status = absl::DataLossError(
         absl::StrCat("part ", part, " changed since the bundle was opened"));
-  } else if (status.ok() && fsync(fd) != 0) {
-    status = absl::InternalError(absl::StrCat("cannot sync ", dest.string(),
-                                              ": ", std::strerror(errno)));
   }
   close(fd);
   if (!status.ok()) unlink(dest.c_str());
