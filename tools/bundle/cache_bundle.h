@@ -248,9 +248,8 @@ class Bundle {
   // A part's bytes (not META.json's), checked again against its SHA-256.
   absl::StatusOr<std::string> ReadPart(const std::string& part) const;
   // Copies a part into `dest` (created or truncated), checking its SHA-256
-  // as it goes; `dest` is removed when the copy fails. Not synced: the
-  // caller makes what it extracted durable (StageBodies syncs once for
-  // all its bodies, where a sync per file cost ~1 ms each).
+  // as it goes; `dest` is removed when the copy fails. Not synced (see
+  // StageBodies).
   absl::Status ExtractPart(const std::string& part,
                            const std::filesystem::path& dest) const;
 
@@ -327,9 +326,12 @@ absl::StatusOr<InjectionPlan> PlanInjection(const Bundle& bundle,
                                             const InjectOptions& options);
 
 // Copies the plan's body files into `cache_dir` (a .tmp file each, renamed
-// to .final once complete), then syncs the filesystem once, so that they
-// are durable before any row can name them. On failure removes what it
-// wrote.
+// to .final once complete). On failure removes what it wrote. Not synced,
+// like Gecko's own bodies: its BodyFinalizeWrite renames a body written
+// through a plain file stream and commits the row, with no fsync, so a
+// power loss can cost an injected body no more than one of the page's.
+// Syncing them put the page's commits behind the bundle's writeback (a
+// put waited 650 ms during a 400 MB injection, docs/benchmarks.md).
 absl::Status StageBodies(const Bundle& bundle, const InjectionPlan& plan,
                          const std::filesystem::path& cache_dir);
 

@@ -1,9 +1,7 @@
 // Carrying out an injection plan: body files into the morgue, and (for
 // offline databases and tests) the SQL with plain SQLite.
-#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdio.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -42,18 +40,6 @@ absl::Status StageBodies(const Bundle& bundle, const InjectionPlan& plan,
       UnstageBodies(written, cache_dir);
       return status;
     }
-  }
-  // One sync of the filesystem for every body (and its rename), not one
-  // fsync per file: 2,000 of those were most of an injection's time.
-  const int dir = open(cache_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  const bool synced = dir >= 0 && syncfs(dir) == 0;
-  const int error = errno;
-  if (dir >= 0) close(dir);
-  if (!synced) {
-    UnstageBodies(plan, cache_dir);
-    return absl::InternalError(absl::StrCat("cannot sync the staged bodies in ",
-                                            cache_dir.string(), ": ",
-                                            std::strerror(error)));
   }
   return absl::OkStatus();
 }
