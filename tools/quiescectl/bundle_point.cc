@@ -154,8 +154,8 @@ namespace {
 // deleted between the scans is skipped: no row references it at the point.
 class MorguePins {
  public:
-  MorguePins(fs::path cache_dir, fs::path pins)
-      : morgue_(std::move(cache_dir) / "morgue"), pins_(std::move(pins)) {}
+  MorguePins(const fs::path& cache_dir, fs::path pins)
+      : morgue_(cache_dir / "morgue"), pins_(std::move(pins)) {}
 
   void PinAll() {
     first_scan_ = std::chrono::system_clock::now();
