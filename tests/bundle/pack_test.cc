@@ -233,6 +233,81 @@ TEST(PackBundleTest, TheRetryHookCanBringABodyBack) {
   EXPECT_EQ(packed->entry_count, kFixtureEntries);
 }
 
+// The window between a body's one read (its hash in META.json) and
+// libzip's copy of it: a body rewritten there must not reach `out`; the
+// central directory's CRC-32 gives it away. The progress hook's first
+// kWriting call is in that window.
+TEST(PackBundleTest, ABodyChangedAfterItWasHashedFailsThePack) {
+  QUIESCE_REQUIRE_FIXTURE(fixture, "clean");
+  TempDir tmp;
+  fs::path cache_dir = CopyFixture(*fixture, tmp.path(), "cache");
+  Conn db((cache_dir / "caches.sqlite").string(), "unix");
+  fs::path body = cache_dir / *bundle::MorguePathOfBodyId(db.Text(
+                                  "SELECT response_body_id FROM entries "
+                                  "WHERE id = 2"));
+  std::string bytes = ReadFile(body);
+  ASSERT_FALSE(bytes.empty());
+  PackOptions options;
+  std::vector<std::pair<bundle::PackPhase, uint64_t>> seen;
+  options.on_progress = [&](bundle::PackPhase phase, uint64_t done,
+                            uint64_t total) {
+    if (phase == bundle::PackPhase::kWriting && done == 0) {
+      std::string changed = bytes;
+      changed[changed.size() / 2] ^= 0x55;  // same size, other bytes
+      WriteFile(body, changed);
+    }
+    if (done == total) seen.emplace_back(phase, total);
+  };
+  fs::path out = tmp.path() / "probe.zip";
+  absl::StatusOr<bundle::PackResult> packed = bundle::PackBundle(
+      db.get(), cache_dir, kOrigin, kCacheName, options, out);
+  ASSERT_FALSE(packed.ok());
+  EXPECT_TRUE(absl::IsDataLoss(packed.status())) << packed.status();
+  EXPECT_NE(packed.status().message().find("change while it was packed"),
+            std::string::npos)
+      << packed.status();
+  EXPECT_FALSE(fs::exists(out));
+  // Both phases ran to their end: the check came after libzip's copy.
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0].first, bundle::PackPhase::kHashing);
+  EXPECT_EQ(seen[1], std::make_pair(bundle::PackPhase::kWriting,
+                                    uint64_t{1000}));
+}
+
+TEST(PackBundleTest, ProgressCountsEveryBodyThenTheArchive) {
+  QUIESCE_REQUIRE_FIXTURE(fixture, "clean");
+  TempDir tmp;
+  fs::path cache_dir = CopyFixture(*fixture, tmp.path(), "cache");
+  Conn db((cache_dir / "caches.sqlite").string(), "unix");
+  int64_t bodies = db.Int(
+      "SELECT count(request_body_id) + count(response_body_id) FROM entries");
+  PackOptions options;
+  std::vector<std::pair<bundle::PackPhase, uint64_t>> seen;
+  options.on_progress = [&](bundle::PackPhase phase, uint64_t done,
+                            uint64_t total) {
+    EXPECT_LE(done, total);
+    EXPECT_EQ(total, phase == bundle::PackPhase::kHashing
+                         ? static_cast<uint64_t>(bodies)
+                         : 1000u);
+    if (!seen.empty() && seen.back().first == phase) {
+      EXPECT_GT(done, seen.back().second);
+    }
+    seen.emplace_back(phase, done);
+  };
+  ASSERT_TRUE(bundle::PackBundle(db.get(), cache_dir, kOrigin, kCacheName,
+                                 options, tmp.path() / "probe.zip")
+                  .ok());
+  ASSERT_FALSE(seen.empty());
+  EXPECT_EQ(seen.front(), std::make_pair(bundle::PackPhase::kHashing,
+                                         uint64_t{0}));
+  EXPECT_EQ(seen.back(), std::make_pair(bundle::PackPhase::kWriting,
+                                        uint64_t{1000}));
+  EXPECT_EQ(std::count(seen.begin(), seen.end(),
+                       std::make_pair(bundle::PackPhase::kHashing,
+                                      static_cast<uint64_t>(bodies))),
+            1);
+}
+
 TEST(PackBundleTest, AnUnknownCacheIsNotFound) {
   QUIESCE_REQUIRE_FIXTURE(fixture, "clean");
   TempDir tmp;

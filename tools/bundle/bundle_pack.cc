@@ -223,6 +223,15 @@ absl::StatusOr<PackResult> PackBundle(sqlite3* image,
   std::vector<std::pair<std::string, std::pair<int64_t, uint32_t>>> written;
   std::vector<std::pair<std::string, std::pair<int64_t, uint32_t>>>
       body_written;
+  auto progress = [&options](PackPhase phase, uint64_t done, uint64_t total) {
+    if (options.on_progress) options.on_progress(phase, done, total);
+  };
+  uint64_t body_count = 0;
+  for (const CacheEntry& entry : cache->entries) {
+    body_count += !entry.Text("request_body_id").empty();
+    body_count += !entry.Text("response_body_id").empty();
+  }
+  progress(PackPhase::kHashing, 0, body_count);
   for (size_t i = 0; i < cache->entries.size(); ++i) {
     BundleEntry entry{cache->entries[i], std::nullopt, std::nullopt};
     if (!options.keep_credential_headers) {
@@ -244,6 +253,7 @@ absl::StatusOr<PackResult> PackBundle(sqlite3* image,
       bodies.emplace_back(part, source);
       body_written.push_back({part.part, {part.size, digest.crc}});
       (request ? entry.request_body : entry.response_body) = part;
+      progress(PackPhase::kHashing, bodies.size(), body_count);
     }
     entry_jsons.push_back(EntryToJson(entry));
     meta.parts[EntryPartName(i)] = Sha256Hex(entry_jsons.back());
@@ -267,7 +277,17 @@ absl::StatusOr<PackResult> PackBundle(sqlite3* image,
     added = (*zip)->AddFile(bodies[i].first.part, bodies[i].second);
   }
   if (!added.ok()) return added;
-  if (absl::Status closed = (*zip)->Close(); !closed.ok()) return closed;
+  progress(PackPhase::kWriting, 0, 1000);
+  uint64_t permille = 0;  // reported so far: each value once, 1000 last
+  absl::Status closed = (*zip)->Close([&](double fraction) {
+    auto now = static_cast<uint64_t>(fraction * 1000);
+    if (now > permille && now <= 1000) {
+      permille = now;
+      progress(PackPhase::kWriting, permille, 1000);
+    }
+  });
+  if (!closed.ok()) return closed;
+  if (permille < 1000) progress(PackPhase::kWriting, 1000, 1000);
   written.insert(written.end(), body_written.begin(), body_written.end());
 
   // `out` only ever receives a bundle that holds what META.json hashed.

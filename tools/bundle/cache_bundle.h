@@ -159,6 +159,12 @@ struct MissingBody {
   int attempt = 0;             // 1 for the first failure, then 2, ...
 };
 
+// The two long steps of a pack, for progress: reading (hashing) the body
+// files, counted in bodies, then writing the archive, counted in per mille
+// of libzip's work. kWriting with done 0 comes before libzip reads any body
+// again.
+enum class PackPhase { kHashing, kWriting };
+
 struct PackOptions {
   int64_t namespace_id = kDefaultNamespace;
   // Keep Cookie, Authorization, Proxy-Authorization and Set-Cookie headers
@@ -171,6 +177,10 @@ struct PackOptions {
   // give up at once. A body that stays missing fails the pack (NotFound);
   // no bundle ever references a body it does not contain.
   std::function<bool(const MissingBody&)> on_missing_body;
+  // Called as the pack goes (may be unset); `done` of `total` in the
+  // phase's unit, ending with done == total.
+  std::function<void(PackPhase phase, uint64_t done, uint64_t total)>
+      on_progress;
 };
 
 struct PackResult {

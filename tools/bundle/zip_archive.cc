@@ -83,7 +83,16 @@ absl::Status ZipWriter::AddFile(const std::string& name,
   return Added(index, name, /*store=*/true);
 }
 
-absl::Status ZipWriter::Close() {
+absl::Status ZipWriter::Close(const std::function<void(double)>& progress) {
+  if (progress) {
+    // The state is borrowed: libzip calls back only inside zip_close.
+    auto call = [](zip_t*, double fraction, void* state) {
+      (*static_cast<const std::function<void(double)>*>(state))(fraction);
+    };
+    zip_register_progress_callback_with_state(
+        zip_, 0.01, call, nullptr,
+        const_cast<std::function<void(double)>*>(&progress));
+  }
   if (zip_close(zip_) != 0) {
     absl::Status error = absl::InternalError(absl::StrCat(
         "cannot write ", path_.string(), ": ", zip_strerror(zip_)));

@@ -34,7 +34,9 @@ class ZipWriter {
   // already compressed). The file is read at Close().
   absl::Status AddFile(const std::string& name,
                        const std::filesystem::path& source);
-  absl::Status Close();
+  // Writes the archive; `progress` (may be empty) gets libzip's fraction
+  // done, 0.0 to 1.0, as it goes.
+  absl::Status Close(const std::function<void(double)>& progress = {});
 
  private:
   ZipWriter(zip_t* zip, std::filesystem::path path)
