@@ -60,8 +60,6 @@ int ExitForStatus(const absl::Status& status);
 // Prints the status as a failure and returns ExitForStatus.
 int ReportStatus(const absl::Status& status, const std::string& context);
 void PrintJson(const control::json& value);
-// Snapshot progress for a terminal (empty when stderr is not one).
-std::function<void(uint64_t, uint64_t)> SnapshotProgress();
 // A line on stderr while a long step runs, only on a terminal.
 void Note(const std::string& line);
 // "1.2 MB", "340 kB", "12 B".

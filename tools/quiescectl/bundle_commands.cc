@@ -11,6 +11,7 @@
 #include "bundle_live.h"
 #include "cache_bundle.h"
 #include "exit_codes.h"
+#include "terminal_progress.h"
 #include "web_origin.h"
 
 namespace quiesce::ctl {
@@ -262,18 +263,6 @@ void PrintJson(const control::json& value) {
                           .c_str());
 }
 
-std::function<void(uint64_t, uint64_t)> SnapshotProgress() {
-  if (!isatty(STDERR_FILENO)) return nullptr;
-  return [](uint64_t done, uint64_t total) {
-    std::fprintf(stderr, "\rsnapshot: %3llu%% (%llu of %llu pages)",
-                 total ? static_cast<unsigned long long>(done * 100 / total)
-                       : 100ull,
-                 static_cast<unsigned long long>(done),
-                 static_cast<unsigned long long>(total));
-    if (done == total) std::fprintf(stderr, "\n");
-  };
-}
-
 void Note(const std::string& line) {
   if (isatty(STDERR_FILENO)) std::fprintf(stderr, "%s\n", line.c_str());
 }
@@ -298,7 +287,7 @@ int BundleLs(const BundleArgs& args) {
   auto live = LiveOrigin::Find(args.socket, candidates, args.profile, &failure);
   if (!live) return ReportFailure(failure);
   const bundle::WebOrigin* origin = &live->origin();
-  auto image = live->Snapshot(SnapshotProgress(), &failure);
+  auto image = live->Snapshot(TerminalProgress("snapshot", "pages"), &failure);
   if (!image) return ReportFailure(failure);
   auto schema = bundle::ReadSchema(image->db());
   if (!schema.ok()) return ReportStatus(schema.status(), "reading the schema");

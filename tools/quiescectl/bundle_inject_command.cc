@@ -17,6 +17,7 @@
 #include "flap.h"
 #include "web_origin.h"
 #include "staged_params.h"
+#include "terminal_progress.h"
 #include "bundle_point.h"
 #include "bundle_staging.h"
 
@@ -121,7 +122,7 @@ int BundleInject(const BundleArgs& args) {
       return ReportFailure(failure);
     }
   }
-  auto image = live->Snapshot(SnapshotProgress(), &failure);
+  auto image = live->Snapshot(TerminalProgress("snapshot", "pages"), &failure);
   if (!image) return ReportFailure(failure);
   Recovery recovered;
   if (recover) {

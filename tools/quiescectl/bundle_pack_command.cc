@@ -10,6 +10,7 @@
 #include "bundle_staging.h"
 #include "cache_bundle.h"
 #include "exit_codes.h"
+#include "terminal_progress.h"
 #include "web_origin.h"
 
 namespace quiesce::ctl {
@@ -58,6 +59,14 @@ int BundlePack(const BundleArgs& args) {
     missing = m;
     return false;
   };
+  options.on_progress =
+      [reading = TerminalProgress("pack: reading bodies", "bodies"),
+       writing = TerminalProgress("pack: writing the bundle", "")](
+          bundle::PackPhase phase, uint64_t done, uint64_t total) {
+        const auto& show =
+            phase == bundle::PackPhase::kHashing ? reading : writing;
+        if (show) show(done, total);
+      };
   auto packed = bundle::PackBundle(point->image().db(), point->pins(),
                                    origin->origin, args.cache, options,
                                    args.output);

@@ -20,6 +20,7 @@
 #include "operations.h"
 #include "socket_choice.h"
 #include "tables.h"
+#include "terminal_progress.h"
 
 namespace quiesce::ctl {
 namespace {
@@ -421,19 +422,6 @@ int Watch(const Options& opt) {
   return kExitOk;
 }
 
-// Progress on a terminal for long transfers.
-std::function<void(uint64_t, uint64_t)> TerminalProgress(const char* what) {
-  if (!isatty(STDERR_FILENO)) return nullptr;
-  return [what](uint64_t done, uint64_t total) {
-    std::fprintf(stderr, "\r%s: %3llu%% (%llu of %llu pages)", what,
-                 total ? static_cast<unsigned long long>(done * 100 / total)
-                       : 100ull,
-                 static_cast<unsigned long long>(done),
-                 static_cast<unsigned long long>(total));
-    if (done == total) std::fprintf(stderr, "\n");
-  };
-}
-
 int Report(const Failure& failure) {
   std::fprintf(stderr, "quiescectl: %s\n", failure.message.c_str());
   return failure.exit_code;
@@ -452,8 +440,8 @@ int Snapshot(const Options& opt) {
   json result, db;
   if ((code = ResolveDb(*client, opt.args[0], &db)) != kExitOk) return code;
   Failure failure;
-  if (!SnapshotToFile(*client, db, opt.output,
-                      opt.verify, TerminalProgress("snapshot"), &result,
+  if (!SnapshotToFile(*client, db, opt.output, opt.verify,
+                      TerminalProgress("snapshot", "pages"), &result,
                       &failure)) {
     return Report(failure);
   }
