@@ -143,7 +143,7 @@ TEST(PackBundleTest, CredentialHeadersAreLeftOutUnlessKept) {
   db.Must(
       "INSERT INTO request_headers (name, value, entry_id) VALUES "
       "('Cookie', 'session=1', 2), ('authorization', 'Bearer x', 2), "
-      "('Accept', 'text/plain', 2);"
+      "('Accept', 'text/plain', 2), ('X-Other-Entry', '1', 999999);"
       "INSERT INTO response_headers (name, value, entry_id) VALUES "
       "('Set-Cookie', 'session=2', 2)");
   std::string url =
@@ -170,6 +170,11 @@ TEST(PackBundleTest, CredentialHeadersAreLeftOutUnlessKept) {
     EXPECT_EQ(HeaderValue(it->entry.response_headers, "Set-Cookie"),
               keep ? "session=2" : absent);
     EXPECT_EQ(HeaderValue(it->entry.response_headers, "X-Idx"), "1");
+    // A header row of no entry of this cache reaches none of its entries.
+    for (const BundleEntry& e : (*bundle)->entries()) {
+      EXPECT_EQ(HeaderValue(e.entry.request_headers, "X-Other-Entry"),
+                absent);
+    }
   }
 }
 
