@@ -13,6 +13,12 @@ while this script, in turn and --reps times each:
   inject   quiescectl bundle inject of the pack into origin 1 (renamed);
   unzip    unzip -o of the pack into a scratch directory.
 
+Before each step the script syncs and lets the disk settle for a second,
+outside every step's window (--no-settle leaves that out): without it the
+writeback of one step's few hundred MB (an inject, an unzip) lands in
+whichever step comes next and its put latency outliers with it, so that
+they wander from run to run between pack, zip and unzip.
+
 It prints, per step: wall time (median), the ratio to its reference
 (pack/zip, inject/unzip), the host's put latency p50/p99/max over the
 operations that ended during the step (from hostsim's --log), the shim's
@@ -22,7 +28,7 @@ docs/benchmarks.md shows a run and the command.
 
 Usage: tools/bench/bench_bundle.py [--build DIR] [--entries N]
          [--body-size BYTES] [--rate N] [--reps N] [--idle S]
-         [--format quiesce|flap] [--json]
+         [--format quiesce|flap] [--no-settle] [--json]
 """
 import argparse
 import json
@@ -81,6 +87,8 @@ def main():
     ap.add_argument("--idle", type=float, default=5.0)
     ap.add_argument("--format", choices=["quiesce", "flap"],
                     default="quiesce")
+    ap.add_argument("--no-settle", action="store_true",
+                    help="no sync and pause before each step")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
@@ -172,7 +180,13 @@ def main():
             step_waits[name][key] += now[key] - last[key]
         last = now
 
+    def settle():
+        if not args.no_settle:
+            os.sync()
+            time.sleep(1.0)
+
     for rep in range(args.reps):
+        settle()
         t0 = time.time()
         time.sleep(args.idle)
         windows["idle"].append((t0, time.time()))
@@ -181,6 +195,7 @@ def main():
 
         bundle = os.path.join(work, "b%d.%s" % (rep, "flap" if flap_args
                                                  else "zip"))
+        settle()
         t0 = time.time()
         secs, rss, out = run_rss(ctl_base + ["bundle", "pack", "--origin",
                                              origins[0], "--cache",
@@ -196,6 +211,7 @@ def main():
         count_waits("pack")
 
         zipped = os.path.join(work, "z%d.zip" % rep)
+        settle()
         t0 = time.time()
         secs, _ = run_measured(["zip", "-0", "-r", "-q", zipped, "morgue"],
                                cwd=cache_dir)
@@ -204,6 +220,7 @@ def main():
         os.unlink(zipped)
         count_waits("zip")
 
+        settle()
         t0 = time.time()
         inject = ctl_base + ["bundle", "inject", bundle, "--origin",
                              origins[1], "--rename", "bench-%d" % rep]
@@ -217,6 +234,7 @@ def main():
         count_waits("inject")
 
         target = os.path.join(work, "u%d" % rep)
+        settle()
         t0 = time.time()
         secs, _ = run_measured(["unzip", "-o", "-q", bundle, "-d", target])
         windows["unzip"].append((t0, time.time()))
@@ -258,6 +276,7 @@ def main():
     result = {
         "entries": extra["entries"], "bundle_bytes": extra["bundle_bytes"],
         "format": args.format, "reps": args.reps, "rate": args.rate,
+        "settle": not args.no_settle,
         "steps": rows,
         "pack_held_ms": extra["pack_held_ms"],
         "inject_held_ms": extra["inject_held_ms"],
@@ -271,9 +290,11 @@ def main():
         print(json.dumps(result, indent=1))
         return
     print("%d entries, %.0f MB bundle (%s format), %d reps, host puts at "
-          "%d/s per origin" % (result["entries"],
-                               result["bundle_bytes"] / 1e6, args.format,
-                               args.reps, args.rate))
+          "%d/s per origin%s" % (result["entries"],
+                                 result["bundle_bytes"] / 1e6, args.format,
+                                 args.reps, args.rate,
+                                 "" if args.no_settle else
+                                 ", sync before each step"))
     print("%-7s %9s %7s %8s %10s %10s %10s %10s" %
           ("step", "median s", "ratio", "host ops", "put p50 ms",
            "put p99 ms", "put max ms", "host waits"))
