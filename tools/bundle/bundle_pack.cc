@@ -5,9 +5,13 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <mutex>
 #include <system_error>
+#include <thread>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -155,6 +159,63 @@ absl::StatusOr<std::pair<BodyPart, FileDigest>> DigestBody(
   return std::make_pair(part, std::move(digest));
 }
 
+// One body to read: entries[entry]'s request or response body.
+struct BodyJob {
+  size_t entry = 0;
+  bool request = false;
+};
+
+struct DigestedBody {
+  absl::StatusOr<std::pair<BodyPart, FileDigest>> digest =
+      absl::UnknownError("not read");
+  std::filesystem::path source;
+};
+
+// Reads every body of `jobs` once, on up to 4 threads (the read is
+// SHA-256 and CRC-32 of bytes mostly in the page cache: CPU, which a
+// second core halves), results in the order of `jobs`. The hooks of
+// `options` are called one at a time, kHashing's `done` counting up.
+std::vector<DigestedBody> DigestBodies(
+    const std::vector<CacheEntry>& entries, const std::vector<BodyJob>& jobs,
+    const std::filesystem::path& cache_dir, const PackOptions& options) {
+  std::vector<DigestedBody> out(jobs.size());
+  std::mutex hooks_mu;
+  uint64_t done = 0;  // guarded by hooks_mu
+  PackOptions serialised = options;
+  if (options.on_missing_body) {
+    serialised.on_missing_body = [&](const MissingBody& missing) {
+      std::lock_guard<std::mutex> lock(hooks_mu);
+      return options.on_missing_body(missing);
+    };
+  }
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    while (true) {
+      const size_t k = next.fetch_add(1);
+      if (k >= jobs.size()) return;
+      out[k].digest = DigestBody(entries[jobs[k].entry], jobs[k].request,
+                                 jobs[k].entry, cache_dir, serialised,
+                                 &out[k].source);
+      std::lock_guard<std::mutex> lock(hooks_mu);
+      ++done;
+      if (options.on_progress) {
+        options.on_progress(PackPhase::kHashing, done, jobs.size());
+      }
+    }
+  };
+  const size_t threads = std::min<size_t>(
+      {jobs.size(), 4, std::max(1u, std::thread::hardware_concurrency())});
+  std::vector<std::thread> helpers;
+  try {
+    for (size_t t = 1; t < threads; ++t) helpers.emplace_back(work);
+  } catch (const std::system_error&) {
+    // No thread to be had: the ones started, and this one, do it all.
+  }
+  work();
+  for (std::thread& helper : helpers) helper.join();
+  return out;
+}
+
 // Reads the central directory of the ZIP just written: exactly the parts
 // expected, each with the size and CRC-32 of the bytes that were hashed
 // into META.json. libzip computed those CRCs from what it wrote, so this
@@ -226,34 +287,37 @@ absl::StatusOr<PackResult> PackBundle(sqlite3* image,
   auto progress = [&options](PackPhase phase, uint64_t done, uint64_t total) {
     if (options.on_progress) options.on_progress(phase, done, total);
   };
-  uint64_t body_count = 0;
-  for (const CacheEntry& entry : cache->entries) {
-    body_count += !entry.Text("request_body_id").empty();
-    body_count += !entry.Text("response_body_id").empty();
+  std::vector<BodyJob> jobs;
+  for (size_t i = 0; i < cache->entries.size(); ++i) {
+    for (bool request : {true, false}) {
+      if (!cache->entries[i]
+               .Text(request ? "request_body_id" : "response_body_id")
+               .empty()) {
+        jobs.push_back({i, request});
+      }
+    }
   }
-  progress(PackPhase::kHashing, 0, body_count);
+  progress(PackPhase::kHashing, 0, jobs.size());
+  std::vector<DigestedBody> digested =
+      DigestBodies(cache->entries, jobs, cache_dir, options);
+  size_t next_body = 0;  // into jobs and digested, which are in entry order
   for (size_t i = 0; i < cache->entries.size(); ++i) {
     BundleEntry entry{cache->entries[i], std::nullopt, std::nullopt};
     if (!options.keep_credential_headers) {
       DropCredentialHeaders(entry.entry.request_headers);
       DropCredentialHeaders(entry.entry.response_headers);
     }
-    for (bool request : {true, false}) {
-      if (entry.entry.Text(request ? "request_body_id" : "response_body_id")
-              .empty()) {
-        continue;
-      }
-      std::filesystem::path source;
-      auto body = DigestBody(entry.entry, request, i, cache_dir, options,
-                             &source);
-      if (!body.ok()) return body.status();
-      const auto& [part, digest] = *body;
+    for (; next_body < jobs.size() && jobs[next_body].entry == i;
+         ++next_body) {
+      DigestedBody& body = digested[next_body];
+      if (!body.digest.ok()) return body.digest.status();
+      const auto& [part, digest] = *body.digest;
       meta.parts[part.part] = digest.sha256;
       result.body_bytes += part.size;
-      bodies.emplace_back(part, source);
+      bodies.emplace_back(part, body.source);
       body_written.push_back({part.part, {part.size, digest.crc}});
-      (request ? entry.request_body : entry.response_body) = part;
-      progress(PackPhase::kHashing, bodies.size(), body_count);
+      (jobs[next_body].request ? entry.request_body : entry.response_body) =
+          part;
     }
     entry_jsons.push_back(EntryToJson(entry));
     meta.parts[EntryPartName(i)] = Sha256Hex(entry_jsons.back());

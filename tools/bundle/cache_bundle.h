@@ -193,9 +193,10 @@ struct PackResult {
 // Packs the cache `cache_name` of `image` (an open, consistent image of the
 // origin's caches.sqlite, not the live file) with the body files under
 // `cache_dir`/morgue into the ZIP `out`. `origin` is recorded as given
-// (e.g. "http://127.0.0.1:8765"). Each body file is read once to hash it
-// (and must not change until the pack returns: a live browser's bodies are
-// packed from pins); the ZIP is written to a temporary file beside `out`,
+// (e.g. "http://127.0.0.1:8765"). Each body file is read once to hash it,
+// on as many threads as there are cores (at most 4), and must not change
+// until the pack returns (a live browser's bodies are packed from pins);
+// the ZIP is written to a temporary file beside `out`,
 // its central directory checked against the sizes and CRC-32s of the bytes
 // hashed, then renamed: `out` is either a complete bundle that verifies or
 // untouched.
