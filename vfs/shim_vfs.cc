@@ -18,6 +18,7 @@
 
 #include "context.h"
 #include "shim_file.h"
+#include "staging_recovery.h"
 #include "untracked.h"
 
 namespace quiesce {
@@ -83,6 +84,9 @@ void Attach(Shim* shim, ShimFile* f, const char* name, int flags) {
 
 int OpenTracked(Shim* shim, const char* name, sqlite3_file* file, int flags,
                 int* out_flags) {
+  if ((flags & SQLITE_OPEN_MAIN_DB) && !OpeningOwnConnection()) {
+    RecoverStagingBeforeOpen(*shim->context, shim->name, name);
+  }
   // Registered: the ShimFile is the caller's file, the real file after it.
   // Attached: the caller's file only points to an allocation of ours.
   void* storage = file;

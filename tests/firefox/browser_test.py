@@ -371,6 +371,13 @@ CRASH_NAME = "quiesce-crashed"
 INJECT_EXTRA_ARGS = []
 
 
+def morgue_path(cache_dir, body_id):
+    """Gecko's file for a body id: morgue/<last byte, decimal>/<id>.final
+    (vfs/gecko_body_id.h)."""
+    return os.path.join(cache_dir, "morgue", str(int(body_id[35:37], 16)),
+                        body_id + ".final")
+
+
 def run_crash(args, workdir, server, closed, bundle, point="moved"):
     """A third profile: its page reads while `bundle inject` runs; the
     browser is killed (kill -9 of the parent) when inject has moved the
@@ -411,12 +418,25 @@ def run_crash(args, workdir, server, closed, bundle, point="moved"):
         inject.wait(timeout=30)
         if not reached:
             return run
-        code, out, err = bundle_cli.run_json(
-            run.quiescectl, run.socket_path,
-            ["bundle", "recover", "--profile", run.profile])
-        run.check(code == 0 and out["bodies_removed"] > 0,
-                  f"bundle recover with the browser down removed the staged "
-                  f"bodies (exit {code}, {out or err})")
+        staging = os.path.join(run.profile, "quiesce-staging")
+        left = [d for d in os.listdir(staging) if d.startswith("inject-")] \
+            if os.path.isdir(staging) else []
+        run.check(bool(left), "the dead injection left its staging "
+                  "directory (the case the shim must clean up)")
+        # Its manifest: a header, the cache directory, then body ids.
+        staged = []
+        cache_dir = None
+        for d in left:
+            path = os.path.join(staging, d, "manifest")
+            if os.path.exists(path):
+                with open(path) as f:
+                    lines = f.read().splitlines()
+                cache_dir = lines[1].split(" ", 1)[1]
+                staged += lines[2:]
+        orphans = [b for b in staged if os.path.exists(
+            morgue_path(cache_dir, b))]
+        run.check(len(orphans) > 0, f"the crash left {len(orphans)} "
+                  f"unreferenced bodies in morgue/")
         # The next session, on the same profile.
         server.reports.reset()
         env = {"QUIESCE_WRITABLE": "1"}
@@ -440,6 +460,15 @@ def run_crash(args, workdir, server, closed, bundle, point="moved"):
             run.check(done["keys"] == 0,
                       f"none of the uncommitted bundle is there (keys "
                       f"{done['keys']})")
+        left = [d for d in os.listdir(staging) if d.startswith("inject-")] \
+            if os.path.isdir(staging) else []
+        orphans = [b for b in staged if os.path.exists(
+            morgue_path(cache_dir, b))]
+        run.check(not orphans, f"the shim removed the {len(staged)} "
+                  f"unreferenced bodies before Gecko's cleanup (left: "
+                  f"{len(orphans)})")
+        run.check(not left, f"the shim removed the dead injection's staging "
+                  f"at the session's open of caches.sqlite (left: {left})")
         quit_browser(run)
         return run
     finally:

@@ -8,20 +8,6 @@ namespace quiesce::bundle {
 
 namespace {
 
-bool IsLowerHex(char c) {
-  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-}
-
-// "{8-4-4-4-12}", the only shape nsID::ToProvidedString produces.
-bool IsBodyId(std::string_view id) {
-  if (id.size() != 38 || id.front() != '{' || id.back() != '}') return false;
-  for (size_t i = 1; i < 37; ++i) {
-    bool dash = i == 9 || i == 14 || i == 19 || i == 24;
-    if (dash ? id[i] != '-' : !IsLowerHex(id[i])) return false;
-  }
-  return true;
-}
-
 void AppendUtf8(uint32_t cp, std::string& out) {
   if (cp < 0x80) {
     out.push_back(static_cast<char>(cp));
@@ -46,14 +32,6 @@ void AppendUtf16Le(uint32_t unit, std::string& out) {
 }
 
 }  // namespace
-
-std::optional<std::string> MorguePathOfBodyId(std::string_view body_id) {
-  if (!IsBodyId(body_id)) return std::nullopt;
-  unsigned last_byte = static_cast<unsigned>(
-      std::stoul(std::string(body_id.substr(35, 2)), nullptr, 16));
-  return "morgue/" + std::to_string(last_byte) + "/" + std::string(body_id) +
-         ".final";
-}
 
 std::optional<std::string> NewBodyId() {
   std::optional<std::string> random = RandomBytes(16);

@@ -7,13 +7,14 @@
 #include <string>
 #include <string_view>
 
+#include "gecko_body_id.h"
+
 namespace quiesce::bundle {
 
-// A body id is an nsID in its text form, "{xxxxxxxx-xxxx-xxxx-xxxx-
-// xxxxxxxxxxxx}", lower-case hex. Its file is morgue/<n>/<id>.final under
-// the origin's cache directory, <n> being the id's last byte in decimal.
-// Returns nullopt for text that is not a body id (never a path to follow).
-std::optional<std::string> MorguePathOfBodyId(std::string_view body_id);
+// Body ids and their morgue paths: the shim shares them
+// (vfs/gecko_body_id.h).
+using quiesce::IsBodyId;
+using quiesce::MorguePathOfBodyId;
 
 // A fresh random (version 4) body id; nullopt when no randomness is to be
 // had.

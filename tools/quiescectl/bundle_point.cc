@@ -93,16 +93,6 @@ bool BodyIds(sqlite3* image, std::vector<std::string>* ids,
 
 }  // namespace
 
-fs::path StagingRoot(const fs::path& cache_dir) {
-  const fs::path origin = cache_dir.parent_path();
-  const fs::path type = origin.parent_path();
-  const fs::path storage = type.parent_path();
-  if (cache_dir.filename() == "cache" && storage.filename() == "storage") {
-    return storage.parent_path() / "quiesce-staging";
-  }
-  return type / "quiesce-staging";
-}
-
 void RemoveStaleDirs(const fs::path& root, const std::string& prefix) {
   std::error_code ec;
   for (fs::directory_iterator it(root, ec), end; !ec && it != end;

@@ -31,15 +31,10 @@
 #include <string>
 
 #include "bundle_live.h"
+#include "inject_staging.h"  // StagingRoot
 #include "operations.h"
 
 namespace quiesce::ctl {
-
-// Where quiesce keeps files of its own next to a cache directory, on the
-// same filesystem: `<profile>/quiesce-staging` for Gecko's layout
-// (<profile>/storage/<type>/<origin>/cache), else the cache directory's
-// grandparent's `quiesce-staging` (outside the origin's directory).
-std::filesystem::path StagingRoot(const std::filesystem::path& cache_dir);
 
 // Removes `<root>/<prefix><pid>-*` directories of processes that are gone.
 void RemoveStaleDirs(const std::filesystem::path& root,

@@ -1,28 +1,23 @@
 #include "bundle_staging.h"
 
 #include <fcntl.h>
-#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
-#include <iterator>
 
 #include "bundle_command_parts.h"
 #include "bundle_point.h"
 #include "exit_codes.h"
 #include "gecko_names.h"
+#include "inject_staging.h"
 
 namespace quiesce::ctl {
 namespace {
 
 namespace fs = std::filesystem;
-
-constexpr char kManifest[] = "manifest.json";
-constexpr char kPrefix[] = "inject-";
 
 bool SyncPath(const fs::path& path, int flags) {
   const int fd = open(path.c_str(), flags | O_CLOEXEC);
@@ -32,26 +27,21 @@ bool SyncPath(const fs::path& path, int flags) {
   return ok;
 }
 
-// Whether the process that owns a staging directory (by its name) is gone.
-bool OwnerGone(const std::string& name) {
-  const long pid = std::strtol(name.c_str() + std::strlen(kPrefix), nullptr, 10);
-  if (pid <= 0) return true;
-  if (pid == getpid()) return false;
-  return kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
-}
-
 }  // namespace
 
 bool WriteStagingManifest(const fs::path& dir, const fs::path& cache_dir,
                           const std::vector<std::string>& body_ids,
                           Failure* failure) {
-  const json manifest = {{"format", "quiesce-inject-staging"},
-                         {"cache_dir", cache_dir.string()},
-                         {"body_ids", body_ids}};
-  const fs::path tmp = dir / (std::string(kManifest) + ".tmp");
+  if (cache_dir.native().find('\n') != std::string::npos) {
+    failure->exit_code = kExitFailure;
+    failure->message = "cannot stage for " + cache_dir.string() +
+                       ": its path has a newline";
+    return false;
+  }
+  const fs::path tmp = dir / (std::string(kStagingManifestName) + ".tmp");
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << manifest.dump();
+    out << FormatStagingManifest({cache_dir.string(), body_ids});
     out.close();
     if (!out.good()) {
       failure->exit_code = kExitFailure;
@@ -60,7 +50,7 @@ bool WriteStagingManifest(const fs::path& dir, const fs::path& cache_dir,
     }
   }
   if (!SyncPath(tmp, O_RDONLY) ||
-      rename(tmp.c_str(), (dir / kManifest).c_str()) != 0 ||
+      rename(tmp.c_str(), (dir / kStagingManifestName).c_str()) != 0 ||
       !SyncPath(dir, O_RDONLY | O_DIRECTORY)) {
     failure->exit_code = kExitFailure;
     failure->message = "cannot write the staging manifest in " + dir.string() +
@@ -81,73 +71,13 @@ std::set<std::string> ReferencedBodies(sqlite3* image) {
     while (sqlite3_step(st) == SQLITE_ROW) {
       const unsigned char* t = sqlite3_column_text(st, 0);
       if (!t) continue;
-      if (auto rel = bundle::MorguePathOfBodyId(
-              reinterpret_cast<const char*>(t))) {
-        out.insert(*rel);
+      if (bundle::IsBodyId(reinterpret_cast<const char*>(t))) {
+        out.emplace(reinterpret_cast<const char*>(t));
       }
     }
   }
   sqlite3_finalize(st);
   return out;
-}
-
-bool NeedsRecovery(const fs::path& cache_dir) {
-  std::error_code ec;
-  for (fs::directory_iterator it(StagingRoot(cache_dir), ec), end;
-       !ec && it != end; it.increment(ec)) {
-    const std::string name = it->path().filename().string();
-    if (name.rfind(kPrefix, 0) == 0 && OwnerGone(name)) return true;
-  }
-  return false;
-}
-
-Recovery RecoverStaging(const fs::path& cache_dir,
-                        const std::set<std::string>& referenced) {
-  Recovery r;
-  const fs::path root = StagingRoot(cache_dir);
-  std::error_code ec;
-  std::vector<fs::path> dirs;
-  for (fs::directory_iterator it(root, ec), end; !ec && it != end;
-       it.increment(ec)) {
-    const std::string name = it->path().filename().string();
-    if (name.rfind(kPrefix, 0) == 0 && OwnerGone(name)) {
-      dirs.push_back(it->path());
-    }
-  }
-  for (const fs::path& dir : dirs) {
-    json manifest;
-    {
-      std::ifstream in(dir / kManifest);
-      if (in) {
-        manifest = json::parse(std::string(std::istreambuf_iterator<char>(in),
-                                           {}),
-                               nullptr, false);
-      }
-    }
-    if (manifest.is_object() &&
-        manifest.value("cache_dir", "") != cache_dir.string()) {
-      continue;  // another origin's: checked against its own rows
-    }
-    // No manifest: nothing was moved into morgue/ yet (it is written
-    // before the first rename).
-    if (manifest.is_object()) {
-      for (const json& id : manifest.value("body_ids", json::array())) {
-        if (!id.is_string()) continue;
-        const auto rel = bundle::MorguePathOfBodyId(id.get<std::string>());
-        if (!rel) continue;  // never a path to follow
-        if (referenced.count(*rel)) {
-          ++r.bodies_kept;
-          continue;
-        }
-        std::error_code ignored;
-        if (fs::remove(cache_dir / *rel, ignored)) ++r.bodies_removed;
-      }
-    }
-    std::error_code ignored;
-    fs::remove_all(dir, ignored);
-    ++r.directories;
-  }
-  return r;
 }
 
 }  // namespace quiesce::ctl
@@ -170,14 +100,9 @@ int BundleRecover(const BundleArgs& args) {
   std::set<std::string> cache_dirs;
   for (fs::directory_iterator it(root, ec), end; !ec && it != end;
        it.increment(ec)) {
-    const std::string name = it->path().filename().string();
-    if (name.rfind(kPrefix, 0) != 0 || !OwnerGone(name)) continue;
-    std::ifstream in(it->path() / kManifest);
-    const json m = in ? json::parse(std::string(
-                                        std::istreambuf_iterator<char>(in), {}),
-                                    nullptr, false)
-                      : json();
-    cache_dirs.insert(m.is_object() ? m.value("cache_dir", "") : "");
+    if (!IsDeadInjection(it->path().filename().native())) continue;
+    const auto manifest = ReadStagingManifest(it->path());
+    cache_dirs.insert(manifest ? manifest->cache_dir : "");
   }
   Recovery total;
   for (const std::string& dir : cache_dirs) {
@@ -217,9 +142,8 @@ int BundleRecover(const BundleArgs& args) {
       // Directories without a manifest: nothing reached morgue/.
       for (fs::directory_iterator it(root, ec), end; !ec && it != end;
            it.increment(ec)) {
-        const std::string name = it->path().filename().string();
-        if (name.rfind(kPrefix, 0) != 0 || !OwnerGone(name) ||
-            fs::exists(it->path() / kManifest)) {
+        if (!IsDeadInjection(it->path().filename().native()) ||
+            ReadStagingManifest(it->path())) {
           continue;
         }
         std::error_code ignored;

@@ -1,4 +1,6 @@
-// Crash-safe staging for `bundle inject` (docs/bundles.md, "Crashes").
+// Crash-safe staging for `bundle inject` (docs/bundles.md, "Crashes";
+// the layout and the recovery are vfs/inject_staging.h, shared with the
+// shim).
 //
 // Many body files in an origin's morgue/ that no row references break
 // Gecko's next session after an unclean shutdown (docs/gecko.md, "Orphan
@@ -16,11 +18,11 @@
 //   profile removes the directory (its process is gone).
 // - dies between the renames and the commit (a fraction of a second for
 //   2,000 bodies): unreferenced bodies in morgue/, listed in the
-//   manifest. The next `bundle inject` or `bundle pack` of that origin, or
-//   `bundle recover` with the browser stopped, removes every listed body
-//   that no row references. Until one of them runs, a browser that
-//   restarts after a crash meets them (not covered: the shim does not
-//   clean up at open).
+//   manifest. The shim removes every listed body that no row references
+//   when the host next opens the origin's caches.sqlite (before Gecko's
+//   own cleanup of orphans runs on it: vfs/staging_recovery.h); so do the
+//   next `bundle inject` or `bundle pack` of the origin live, and `bundle
+//   recover` with the browser stopped.
 // - dies after the commit: every listed body is referenced; recovery
 //   keeps them and removes the directory.
 #ifndef QUIESCE_TOOLS_QUIESCECTL_BUNDLE_STAGING_H_
@@ -35,6 +37,7 @@
 #include <vector>
 
 #include "bundle_live.h"
+#include "inject_staging.h"
 #include "operations.h"
 
 namespace quiesce::ctl {
@@ -46,27 +49,8 @@ bool WriteStagingManifest(const std::filesystem::path& dir,
                           const std::vector<std::string>& body_ids,
                           Failure* failure);
 
-// The morgue paths (relative to the cache directory) that rows of the
-// image reference.
+// The body ids that rows of the image reference.
 std::set<std::string> ReferencedBodies(sqlite3* image);
-
-// Whether a process that is gone left an injection's staging directory for
-// this cache directory (or one without a manifest).
-bool NeedsRecovery(const std::filesystem::path& cache_dir);
-
-struct Recovery {
-  int directories = 0;     // staging directories of dead processes removed
-  int bodies_removed = 0;  // unreferenced staged bodies taken out of morgue/
-  int bodies_kept = 0;     // staged bodies that a committed row references
-};
-
-// Cleans up what injections into `cache_dir` by processes that are gone
-// left behind. `referenced` are the bodies rows reference now (from a
-// snapshot of the live database, or the database itself when the browser
-// is stopped). Staging directories of other origins are left alone, so
-// that their own origin's command can check them against its rows.
-Recovery RecoverStaging(const std::filesystem::path& cache_dir,
-                        const std::set<std::string>& referenced);
 
 }  // namespace quiesce::ctl
 

@@ -1,0 +1,92 @@
+#include "staging_recovery.h"
+
+#include <filesystem>
+#include <set>
+
+#include "context.h"
+#include "gecko_body_id.h"
+#include "inject_staging.h"
+#include "shim_file.h"
+#include "sqlite_api.h"
+
+namespace quiesce {
+namespace {
+
+namespace fs = std::filesystem;
+
+// The body ids rows reference, read on a connection of quiesce's own
+// (marked so by the thread flag: its open skips this recovery and never
+// waits at the gate). false when they cannot be read now.
+bool ReadReferencedIds(const SqliteApi& api, const std::string& vfs_name,
+                       const std::string& db_path, std::set<std::string>* ids,
+                       std::string* error) {
+  sqlite3* db = nullptr;
+  SetOpeningOwnConnection(true);
+  int rc = api.open_v2(db_path.c_str(), &db,
+                       SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX |
+                           SQLITE_OPEN_PRIVATECACHE,
+                       vfs_name.c_str());
+  SetOpeningOwnConnection(false);
+  sqlite3_stmt* stmt = nullptr;
+  if (rc == SQLITE_OK) {
+    api.db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
+    api.busy_timeout(db, 0);
+    rc = api.prepare_v2(
+        db,
+        "SELECT request_body_id FROM entries WHERE request_body_id IS NOT "
+        "NULL UNION SELECT response_body_id FROM entries WHERE "
+        "response_body_id IS NOT NULL",
+        -1, &stmt, nullptr);
+  }
+  while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+    rc = api.step(stmt);
+    if (rc != SQLITE_ROW) break;
+    const auto* text =
+        reinterpret_cast<const char*>(api.column_text(stmt, 0));
+    if (text != nullptr && IsBodyId(text)) ids->emplace(text);
+  }
+  const bool ok = rc == SQLITE_DONE;
+  if (!ok) *error = db != nullptr ? api.errmsg(db) : api.errstr(rc);
+  api.finalize(stmt);
+  api.close(db);
+  return ok;
+}
+
+}  // namespace
+
+void RecoverStagingBeforeOpen(Context& context, const std::string& vfs_name,
+                              const std::string& db_path) {
+  const SqliteApi& api = context.api();
+  try {
+    const fs::path path(db_path);
+    if (path.filename() != "caches.sqlite") return;
+    const fs::path cache_dir = path.parent_path();
+    if (cache_dir.filename() != "cache") return;
+    // Open in this host already: an injection of its own may be running.
+    if (context.FindByPath(db_path) != nullptr) return;
+    if (!NeedsRecovery(cache_dir)) return;
+    std::set<std::string> referenced;
+    std::string error;
+    if (!ReadReferencedIds(api, vfs_name, db_path, &referenced, &error)) {
+      api.log(SQLITE_WARNING,
+              "quiesce: a dead bundle injection left bodies for %s; not "
+              "removed now, its rows cannot be read: %s",
+              cache_dir.c_str(), error.c_str());
+      return;
+    }
+    const Recovery r = RecoverStaging(cache_dir, referenced);
+    api.log(SQLITE_NOTICE,
+            "quiesce: before opening %s: %d staging director%s of dead "
+            "bundle injections cleaned up, %d unreferenced bodies removed "
+            "from morgue/, %d kept (their injection committed)",
+            db_path.c_str(), r.directories,
+            r.directories == 1 ? "y" : "ies", r.bodies_removed,
+            r.bodies_kept);
+  } catch (...) {  // std::bad_alloc: nothing may cross into SQLite
+    api.log(SQLITE_NOMEM, "quiesce: out of memory recovering staged bodies "
+                          "for %s",
+            db_path.c_str());
+  }
+}
+
+}  // namespace quiesce
