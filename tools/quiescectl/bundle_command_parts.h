@@ -62,6 +62,14 @@ int ReportStatus(const absl::Status& status, const std::string& context);
 void PrintJson(const control::json& value);
 // A line on stderr while a long step runs, only on a terminal.
 void Note(const std::string& line);
+// Drops the calling thread (and the threads it starts later) to the
+// lowest CPU priority, nice 19, for the bulk of pack and inject (reading,
+// hashing and writing hundreds of MB): the host's own work, which shares
+// the device's cores, comes first. Only once nothing the host waits for
+// is left to this process: a hold's release, say, must not queue behind
+// other work. On Linux, niceness is per thread and inherited at thread
+// creation.
+void YieldCpuToTheHost();
 // "1.2 MB", "340 kB", "12 B".
 std::string HumanBytes(int64_t bytes);
 

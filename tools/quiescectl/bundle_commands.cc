@@ -2,6 +2,7 @@
 // and `bundle ls`.
 #include "bundle_commands.h"
 
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -265,6 +266,12 @@ void PrintJson(const control::json& value) {
 
 void Note(const std::string& line) {
   if (isatty(STDERR_FILENO)) std::fprintf(stderr, "%s\n", line.c_str());
+}
+
+void YieldCpuToTheHost() {
+  // A failure leaves the priority as it was: slower for the host, no
+  // less correct.
+  setpriority(PRIO_PROCESS, 0, 19);
 }
 
 std::string HumanBytes(int64_t bytes) {

@@ -161,6 +161,9 @@ int BundleInject(const BundleArgs& args) {
       if (!keep) fs::remove_all(dir, ec);
     }
   } staging_guard{staging};
+  // The recovery's hold is released; the injection's own point is held by
+  // the host, which waits for nothing of this process.
+  YieldCpuToTheHost();
   Note("staging " + std::to_string(plan->bodies.size()) + " bodies (" +
        HumanBytes(StagedBytes(*plan)) + ") in " + staging.string());
   if (auto s = bundle::StageBodies(bndl, *plan, staging); !s.ok()) {

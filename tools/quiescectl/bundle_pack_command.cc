@@ -52,6 +52,9 @@ int BundlePack(const BundleArgs& args) {
   if (point->held() && NeedsRecovery(live->cache_dir())) {
     RecoverStaging(live->cache_dir(), ReferencedBodies(point->image().db()));
   }
+  // The point is released: from here on the host waits for nothing of
+  // this process.
+  YieldCpuToTheHost();
   bundle::PackOptions options;
   options.keep_credential_headers = args.keep_credentials;
   std::optional<bundle::MissingBody> missing;
