@@ -254,6 +254,9 @@ int BundleInject(const BundleArgs& args) {
                {"gate_closed_ms", result.value("gate_closed_ms", 0.0)},
                {"drain_ms", result.value("drain_ms", 0.0)},
                {"held_ms", held_ms},
+               // Not in Gecko's quota usage until the browser restarts
+               // (docs/gecko.md, "Injected bodies and the quota usage").
+               {"uncounted_body_bytes", StagedBytes(*plan)},
                {"recovered",
                 {{"directories", recovered.directories},
                  {"bodies_removed", recovered.bodies_removed},
@@ -269,6 +272,11 @@ int BundleInject(const BundleArgs& args) {
       HumanBytes(StagedBytes(*plan)).c_str(),
       static_cast<unsigned long long>(result.value("generation", 0ull)),
       held_ms);
+  std::printf(
+      "  Gecko counts these bodies in the origin's quota only from the "
+      "browser's next start:\n  should the page delete them before, its "
+      "storage fails with quota errors\n  until then (docs/gecko.md, "
+      "\"Injected bodies and the quota usage\")\n");
   if (recovered.bodies_removed > 0 || recovered.directories > 0) {
     std::printf("  cleaned up after an earlier injection that died: %d "
                 "unreferenced bodies removed from morgue/\n",
