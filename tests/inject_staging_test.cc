@@ -72,11 +72,13 @@ class Profile : public ::testing::Test {
 };
 
 TEST(StagingManifest, FormatThenParseGivesItBack) {
-  const StagingManifest m{"/p/storage/default/o/cache", {kIdA, kIdB}};
+  const StagingManifest m{"/p/storage/default/o/cache", {kIdA, kIdB},
+                          {kIdC}};
   const auto parsed = ParseStagingManifest(FormatStagingManifest(m));
   ASSERT_TRUE(parsed.has_value());
   EXPECT_EQ(parsed->cache_dir, m.cache_dir);
   EXPECT_EQ(parsed->body_ids, m.body_ids);
+  EXPECT_EQ(parsed->replaced_ids, m.replaced_ids);
 }
 
 TEST(StagingManifest, AnythingElseIsNotAManifest) {
@@ -89,6 +91,8 @@ TEST(StagingManifest, AnythingElseIsNotAManifest) {
            std::string("quiesce-inject-staging 2\ncachedir /c\n"),
            head + kIdA,  // cut short: no final newline
            head + "../../etc/passwd\n",
+           head + "replaced ../x\n",
+           head + "replaced\n",
            head + std::string(kIdA).substr(0, 37) + "\n",
            std::string("{\"format\":\"quiesce-inject-staging\"}"),
        }) {
@@ -115,19 +119,19 @@ TEST_F(Profile, RecoveryRemovesUnreferencedListedBodiesOnly) {
   PutBody(other_cache_dir_, kIdB);
   const pid_t dead = DeadPid();
   const fs::path ours = Staging(
-      dead, FormatStagingManifest({cache_dir_.string(), {kIdA, kIdB}}));
+      dead, FormatStagingManifest({cache_dir_.string(), {kIdA, kIdB}, {}}));
   // Another origin's dead injection: left for its own origin's recovery.
   const fs::path theirs =
       StagingRoot(cache_dir_) / ("inject-" + std::to_string(dead) + "-zzz");
   fs::create_directories(theirs);
   std::ofstream(theirs / "manifest")
-      << FormatStagingManifest({other_cache_dir_.string(), {kIdB}});
+      << FormatStagingManifest({other_cache_dir_.string(), {kIdB}, {}});
   // A live injection (this process): never touched.
   const fs::path live = Staging(
-      getpid(), FormatStagingManifest({cache_dir_.string(), {kIdC}}));
+      getpid(), FormatStagingManifest({cache_dir_.string(), {kIdC}, {}}));
 
   ASSERT_TRUE(NeedsRecovery(cache_dir_));
-  const Recovery r = RecoverStaging(cache_dir_, {kIdA, kIdC});
+  const Recovery r = RecoverStaging(cache_dir_, {kIdA, kIdC}, Readers::kMaybe);
   EXPECT_EQ(r.directories, 1);
   EXPECT_EQ(r.bodies_removed, 1);
   EXPECT_EQ(r.bodies_kept, 1);
@@ -145,7 +149,7 @@ TEST_F(Profile, ADirectoryWithoutAManifestMovedNothingAndGoes) {
   PutBody(cache_dir_, kIdA);
   const fs::path dir = Staging(DeadPid(), "");
   ASSERT_TRUE(NeedsRecovery(cache_dir_));
-  const Recovery r = RecoverStaging(cache_dir_, {});
+  const Recovery r = RecoverStaging(cache_dir_, {}, Readers::kMaybe);
   EXPECT_EQ(r.directories, 1);
   EXPECT_EQ(r.bodies_removed, 0);
   EXPECT_FALSE(fs::exists(dir));
@@ -154,8 +158,45 @@ TEST_F(Profile, ADirectoryWithoutAManifestMovedNothingAndGoes) {
 
 TEST_F(Profile, NothingStagedNeedsNoRecovery) {
   EXPECT_FALSE(NeedsRecovery(cache_dir_));
-  const Recovery r = RecoverStaging(cache_dir_, {});
+  const Recovery r = RecoverStaging(cache_dir_, {}, Readers::kMaybe);
   EXPECT_EQ(r.directories, 0);
+}
+
+// --overwrite: kIdA was the replaced entry's body, kIdB the injection's.
+TEST_F(Profile, ReplacedBodiesWaitForATimeWithNoReader) {
+  PutBody(cache_dir_, kIdA);
+  PutBody(cache_dir_, kIdB);
+  const fs::path dir = Staging(
+      DeadPid(), FormatStagingManifest({cache_dir_.string(), {kIdB}, {kIdA}}));
+  // Committed: kIdB referenced, kIdA not. Beside a live browser's pages
+  // the replaced body stays, and its directory with it.
+  Recovery r = RecoverStaging(cache_dir_, {kIdB}, Readers::kMaybe);
+  EXPECT_EQ(r.bodies_waiting, 1);
+  EXPECT_EQ(r.directories, 0);
+  EXPECT_TRUE(fs::exists(Body(cache_dir_, kIdA)));
+  EXPECT_TRUE(fs::exists(dir));
+  EXPECT_TRUE(NeedsRecovery(cache_dir_));
+  // With no reader it goes, and so does the directory.
+  r = RecoverStaging(cache_dir_, {kIdB}, Readers::kNone);
+  EXPECT_EQ(r.bodies_removed, 1);
+  EXPECT_EQ(r.bodies_kept, 1);
+  EXPECT_EQ(r.directories, 1);
+  EXPECT_FALSE(fs::exists(Body(cache_dir_, kIdA)));
+  EXPECT_TRUE(fs::exists(Body(cache_dir_, kIdB)));
+  EXPECT_FALSE(fs::exists(dir));
+}
+
+TEST_F(Profile, AReplacedBodyStaysWhenTheOverwriteNeverCommitted) {
+  PutBody(cache_dir_, kIdA);
+  PutBody(cache_dir_, kIdB);
+  Staging(DeadPid(),
+          FormatStagingManifest({cache_dir_.string(), {kIdB}, {kIdA}}));
+  // Not committed: the old entry still references kIdA; kIdB is an orphan.
+  const Recovery r = RecoverStaging(cache_dir_, {kIdA}, Readers::kNone);
+  EXPECT_TRUE(fs::exists(Body(cache_dir_, kIdA)));
+  EXPECT_FALSE(fs::exists(Body(cache_dir_, kIdB)));
+  EXPECT_EQ(r.bodies_removed, 1);
+  EXPECT_EQ(r.directories, 1);
 }
 
 }  // namespace

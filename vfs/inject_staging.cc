@@ -17,6 +17,7 @@ namespace fs = std::filesystem;
 
 constexpr std::string_view kHeader = "quiesce-inject-staging 2";
 constexpr std::string_view kCacheDirKey = "cache_dir ";
+constexpr std::string_view kReplacedKey = "replaced ";
 // A manifest of 100,000 bodies is 4 MB; anything past this is not ours.
 constexpr size_t kMaxManifestBytes = 16 << 20;
 
@@ -79,6 +80,10 @@ std::string FormatStagingManifest(const StagingManifest& manifest) {
   text += manifest.cache_dir;
   text += '\n';
   for (const std::string& id : manifest.body_ids) text += id + '\n';
+  for (const std::string& id : manifest.replaced_ids) {
+    text += kReplacedKey;
+    text += id + '\n';
+  }
   return text;
 }
 
@@ -99,6 +104,10 @@ std::optional<StagingManifest> ParseStagingManifest(std::string_view text) {
       }
       manifest.cache_dir = line.substr(kCacheDirKey.size());
       if (manifest.cache_dir.empty()) return std::nullopt;
+    } else if (line.substr(0, kReplacedKey.size()) == kReplacedKey) {
+      const std::string_view id = line.substr(kReplacedKey.size());
+      if (!IsBodyId(id)) return std::nullopt;
+      manifest.replaced_ids.emplace_back(id);
     } else {
       if (!IsBodyId(line)) return std::nullopt;
       manifest.body_ids.emplace_back(line);
@@ -125,25 +134,45 @@ bool NeedsRecovery(const fs::path& cache_dir) {
 }
 
 Recovery RecoverStaging(const fs::path& cache_dir,
-                        const std::set<std::string>& referenced_ids) {
+                        const std::set<std::string>& referenced_ids,
+                        Readers readers) {
   Recovery r;
   ForEachDeadInjection(StagingRoot(cache_dir), [&](const fs::path& dir) {
     const auto manifest = ReadStagingManifest(dir);
     // Without a manifest nothing was moved into morgue/ yet: it is
     // written before the first rename.
+    bool waiting = false;
     if (manifest) {
       if (manifest->cache_dir != cache_dir.native()) return;
-      for (const std::string& id : manifest->body_ids) {
-        if (referenced_ids.count(id)) {
-          ++r.bodies_kept;
-          continue;
-        }
+      auto remove = [&](const std::string& id) {
         std::error_code ignored;
         if (fs::remove(cache_dir / *MorguePathOfBodyId(id), ignored)) {
           ++r.bodies_removed;
         }
+      };
+      for (const std::string& id : manifest->body_ids) {
+        if (referenced_ids.count(id)) {
+          ++r.bodies_kept;
+        } else {
+          remove(id);
+        }
+      }
+      for (const std::string& id : manifest->replaced_ids) {
+        // Still referenced: the injection that would replace it never
+        // committed.
+        if (referenced_ids.count(id)) continue;
+        if (readers == Readers::kNone) {
+          remove(id);
+        } else {
+          std::error_code ignored;
+          if (fs::exists(cache_dir / *MorguePathOfBodyId(id), ignored)) {
+            ++r.bodies_waiting;
+            waiting = true;
+          }
+        }
       }
     }
+    if (waiting) return;
     std::error_code ignored;
     fs::remove_all(dir, ignored);
     ++r.directories;

@@ -35,11 +35,18 @@ bool IsDeadInjection(std::string_view dir_name);
 
 struct StagingManifest {
   std::string cache_dir;
+  // The injection's own bodies, staged and moved into morgue/.
   std::vector<std::string> body_ids;
+  // With --overwrite: the bodies of the entries the injection deletes.
+  // Unreferenced once it commits, they stay in morgue/ while a page may
+  // still read them, and must go before Gecko's cleanup after an unclean
+  // shutdown meets them (docs/gecko.md, "Injected bodies and the quota
+  // usage").
+  std::vector<std::string> replaced_ids;
 };
 
-// The manifest's text: a header line, "cache_dir <path>", then one body
-// id a line.
+// The manifest's text: a header line, "cache_dir <path>", then a line a
+// body: its id for a staged body, "replaced <id>" for a replaced one.
 std::string FormatStagingManifest(const StagingManifest& manifest);
 // nullopt for text that is not a manifest (a wrong header, a line that is
 // not a body id, a cache directory with a newline).
@@ -55,17 +62,32 @@ bool NeedsRecovery(const std::filesystem::path& cache_dir);
 
 struct Recovery {
   int directories = 0;     // staging directories of dead processes removed
-  int bodies_removed = 0;  // unreferenced staged bodies taken out of morgue/
+  int bodies_removed = 0;  // unreferenced listed bodies taken out of morgue/
   int bodies_kept = 0;     // staged bodies that a committed row references
+  int bodies_waiting = 0;  // replaced bodies left for a time with no reader
+};
+
+// Who may be reading the origin's bodies while the recovery runs.
+enum class Readers {
+  // A live browser's pages (quiescectl's recovery beside a running
+  // browser): a replaced body may still be streamed to one.
+  kMaybe,
+  // None: the browser is stopped, or the shim is at an open of
+  // caches.sqlite that no connection of the host has open (Gecko keeps
+  // the origin's connection open while any body stream is).
+  kNone,
 };
 
 // Cleans up what dead injections into `cache_dir` left: each listed body
 // that no row references (`referenced_ids`, read after any injection of
-// theirs ended) is removed from morgue/, then the staging directory. A
-// directory without a manifest moved nothing and just goes. Directories
-// of other cache directories are left for their own origin's recovery.
+// theirs ended) is removed from morgue/, then the staging directory; with
+// Readers::kMaybe, unreferenced replaced bodies stay, and so does their
+// directory. A directory without a manifest moved nothing and just goes.
+// Directories of other cache directories are left for their own origin's
+// recovery.
 Recovery RecoverStaging(const std::filesystem::path& cache_dir,
-                        const std::set<std::string>& referenced_ids);
+                        const std::set<std::string>& referenced_ids,
+                        Readers readers);
 
 }  // namespace quiesce
 

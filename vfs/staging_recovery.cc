@@ -74,7 +74,7 @@ void RecoverStagingBeforeOpen(Context& context, const std::string& vfs_name,
               cache_dir.c_str(), error.c_str());
       return;
     }
-    const Recovery r = RecoverStaging(cache_dir, referenced);
+    const Recovery r = RecoverStaging(cache_dir, referenced, Readers::kNone);
     api.log(SQLITE_NOTICE,
             "quiesce: before opening %s: %d staging director%s of dead "
             "bundle injections cleaned up, %d unreferenced bodies removed "

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <fstream>
 #include <map>
 #include <set>
 #include <thread>
@@ -259,6 +260,21 @@ TEST_F(BundleCliTest, RefusedInjectionsLeaveNoBodyBehind) {
             kFixtureEntries);
   EXPECT_EQ(json::parse(run.out)["orphaned_bodies"],
             static_cast<int>(target_bodies.size()));
+  // The replaced bodies stay while a page may still read them, listed for
+  // the shim's next open of the origin (docs/gecko.md, "Injected bodies
+  // and the quota usage").
+  for (const fs::path& body : target_bodies) {
+    EXPECT_TRUE(fs::exists(body)) << body;
+  }
+  int replaced_lines = 0;
+  for (const auto& dir :
+       fs::directory_iterator(root_ / "target" / "quiesce-staging")) {
+    std::ifstream in(dir.path() / "manifest");
+    for (std::string line; std::getline(in, line);) {
+      replaced_lines += line.rfind("replaced {", 0) == 0;
+    }
+  }
+  EXPECT_EQ(replaced_lines, static_cast<int>(target_bodies.size()));
 }
 
 TEST_F(BundleCliTest, ABodyThatStaysMissingFailsThePackClearly) {

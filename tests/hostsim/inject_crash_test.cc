@@ -32,7 +32,12 @@ using namespace std::chrono_literals;
 
 constexpr char kOrigin[] = "http://127.0.0.1:8000";
 
-std::string WaitForCacheDb(const std::string& ctl, const std::string& socket) {
+// The host's caches.sqlite once the host has it open; with `committed`,
+// once the host has also committed through it (so its open, and the shim's
+// cleanup before it, are over: the shim's own connection for that cleanup
+// lists the database before the host's open returns).
+std::string WaitForCacheDb(const std::string& ctl, const std::string& socket,
+                           bool committed = false) {
   for (int i = 0; i < 200; ++i) {
     const Finished list =
         RunProgram({ctl, "--socket", socket, "--json", "list"}, 5s);
@@ -41,7 +46,10 @@ std::string WaitForCacheDb(const std::string& ctl, const std::string& socket) {
       if (!parsed.is_discarded()) {
         for (const json& db : parsed.value("databases", json::array())) {
           const std::string path = db.value("path", "");
-          if (path.ends_with("/cache/caches.sqlite")) return path;
+          if (path.ends_with("/cache/caches.sqlite") &&
+              (!committed || db.value("last_commit_us", 0ull) > 0)) {
+            return path;
+          }
         }
       }
     }
@@ -76,16 +84,20 @@ std::set<std::string> ManifestBodyIds(const fs::path& profile) {
 
 struct DiskState {
   int64_t copy_entries = -1;  // entries of the injected cache; -1: none
+  std::set<std::string> copy_bodies;  // body ids the injected cache's rows
+                                      // reference
   std::set<std::string> referenced;  // body ids rows reference
 };
 
 DiskState ReadDisk(const std::string& db_path, const std::string& cache) {
   DiskState s;
   sqlite3* db = nullptr;
-  // Read-only: the host may be running (a WAL reader beside it).
+  // Read-only: the host may be running (a WAL reader beside it, waiting
+  // out the locks of its start).
   EXPECT_EQ(sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY,
                             nullptr),
             SQLITE_OK);
+  sqlite3_busy_timeout(db, 10000);
   sqlite3_stmt* st = nullptr;
   // The cache name is UTF-16LE in storage.key.
   std::string key;
@@ -96,16 +108,32 @@ DiskState ReadDisk(const std::string& db_path, const std::string& cache) {
                      -1, &st, nullptr);
   sqlite3_bind_blob(st, 1, key.data(), static_cast<int>(key.size()),
                     SQLITE_TRANSIENT);
-  if (sqlite3_step(st) == SQLITE_ROW) s.copy_entries = sqlite3_column_int64(st, 0);
+  const int rc = sqlite3_step(st);
+  EXPECT_TRUE(rc == SQLITE_ROW || rc == SQLITE_DONE) << sqlite3_errmsg(db);
+  if (rc == SQLITE_ROW) s.copy_entries = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  sqlite3_prepare_v2(db,
+                     "SELECT e.response_body_id FROM entries e JOIN storage s "
+                     "ON e.cache_id = s.cache_id WHERE s.key = ? AND "
+                     "e.response_body_id IS NOT NULL",
+                     -1, &st, nullptr);
+  sqlite3_bind_blob(st, 1, key.data(), static_cast<int>(key.size()),
+                    SQLITE_TRANSIENT);
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    s.copy_bodies.insert(
+        reinterpret_cast<const char*>(sqlite3_column_text(st, 0)));
+  }
   sqlite3_finalize(st);
   sqlite3_prepare_v2(db,
                      "SELECT response_body_id FROM entries WHERE "
                      "response_body_id IS NOT NULL",
                      -1, &st, nullptr);
-  while (sqlite3_step(st) == SQLITE_ROW) {
+  int step = SQLITE_ROW;
+  while ((step = sqlite3_step(st)) == SQLITE_ROW) {
     s.referenced.insert(
         reinterpret_cast<const char*>(sqlite3_column_text(st, 0)));
   }
+  EXPECT_EQ(step, SQLITE_DONE) << sqlite3_errmsg(db);
   sqlite3_finalize(st);
   sqlite3_close(db);
   return s;
@@ -161,10 +189,13 @@ void KillAtEachPoint(CleanUp clean_up) {
           30s);
       ASSERT_EQ(recover.exit_code, 0) << recover.out;
     }
-    // The restart: with kHostRestart, its open of caches.sqlite is what
-    // cleans up.
-    host = std::make_unique<Background>(host_argv, dir.File("host.out"));
-    ASSERT_FALSE(WaitForCacheDb(ctl, socket).empty()) << "no restart";
+    if (clean_up == CleanUp::kHostRestart) {
+      // The restart's open of caches.sqlite is what cleans up; the disk is
+      // then read with the host down again, as after the recover.
+      host = std::make_unique<Background>(host_argv, dir.File("host.out"));
+      ASSERT_FALSE(WaitForCacheDb(ctl, socket, true).empty()) << "no restart";
+      host->Kill();
+    }
     const DiskState disk = ReadDisk(db_path, cache);
     const bool committed = std::string(point) == "committed";
     if (committed) {
@@ -183,7 +214,81 @@ void KillAtEachPoint(CleanUp clean_up) {
     std::error_code ec;
     EXPECT_TRUE(fs::is_empty(profile / "quiesce-staging", ec))
         << "staging directories left";
+
+    host = std::make_unique<Background>(host_argv, dir.File("host.out"));
+    ASSERT_FALSE(WaitForCacheDb(ctl, socket).empty()) << "no restart";
   }
+  host->Kill();
+}
+
+// --overwrite replaces a cache whose bodies a page may still be reading:
+// they stay in morgue/ while the host runs, and are gone once the host
+// restarted (after a kill -9: the unclean start whose Gecko cleanup they
+// must not meet), while the new ones stay.
+TEST(GeckoHostInjectCrash, ReplacedBodiesGoAtTheNextStartNotBefore) {
+  const std::string hostsim = ProgramFromEnv("HOSTSIM");
+  const std::string ctl = ProgramFromEnv("QUIESCECTL");
+  ASSERT_FALSE(hostsim.empty() || ctl.empty());
+  TempDir dir;
+  const fs::path profile = dir.File("profile");
+  const std::string socket = dir.File("host.sock");
+  const std::vector<std::string> host_argv = {
+      hostsim, "--gecko", "--dir", profile.string(), "--socket", socket,
+      "--writable", "--seconds", "120", "--rate", "20", "--urls", "20",
+      "--body-size", "2000"};
+  auto host = std::make_unique<Background>(host_argv, dir.File("host.out"));
+  const std::string db_path = WaitForCacheDb(ctl, socket);
+  ASSERT_FALSE(db_path.empty());
+  const std::string bundle = dir.File("b.zip");
+  // Until the host's first put made its cache (exit 4: no such cache).
+  int packed = -1;
+  for (int i = 0; i < 100 && packed != 0; ++i) {
+    packed = RunProgram({ctl, "--socket", socket, "bundle", "pack", "--force",
+                         "--origin", kOrigin, "--cache", "hostsim-v1", "-o",
+                         bundle},
+                        30s)
+                 .exit_code;
+    if (packed == 4) std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_EQ(packed, 0);
+  auto inject = [&](bool overwrite) {
+    std::vector<std::string> argv = {ctl,      "--socket", socket,  "bundle",
+                                     "inject", bundle,     "--rename", "copy"};
+    if (overwrite) argv.push_back("--overwrite");
+    return RunProgram(argv, 30s).exit_code;
+  };
+  ASSERT_EQ(inject(false), 0);
+  const std::set<std::string> first = ReadDisk(db_path, "copy").copy_bodies;
+  ASSERT_EQ(inject(true), 0);
+  const DiskState after = ReadDisk(db_path, "copy");
+  // The first copy's bodies: the overwrite's new entries have new ones.
+  std::set<std::string> replaced;
+  for (const std::string& id : first) {
+    if (!after.referenced.count(id)) replaced.insert(id);
+  }
+  EXPECT_EQ(replaced, first);
+  ASSERT_FALSE(replaced.empty());
+  const fs::path cache_dir = fs::path(db_path).parent_path();
+  auto body = [&](const std::string& id) {
+    return cache_dir / *bundle::MorguePathOfBodyId(id);
+  };
+  for (const std::string& id : replaced) {
+    EXPECT_TRUE(fs::exists(body(id))) << "removed while a page may read it";
+  }
+  host->Kill();
+  host = std::make_unique<Background>(host_argv, dir.File("host.out"));
+  ASSERT_FALSE(WaitForCacheDb(ctl, socket, true).empty()) << "no restart";
+  for (const std::string& id : replaced) {
+    EXPECT_FALSE(fs::exists(body(id))) << "left for Gecko's cleanup";
+  }
+  const DiskState restarted = ReadDisk(db_path, "copy");
+  EXPECT_EQ(restarted.copy_bodies, after.copy_bodies);
+  for (const std::string& id : restarted.copy_bodies) {
+    EXPECT_TRUE(fs::exists(body(id))) << "a referenced body went";
+  }
+  std::error_code ec;
+  EXPECT_TRUE(fs::is_empty(profile / "quiesce-staging", ec))
+      << "staging directories left";
   host->Kill();
 }
 

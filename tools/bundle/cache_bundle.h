@@ -323,8 +323,8 @@ struct InjectionPlan {
   std::vector<std::string> dropped_columns;
   // With overwrite: morgue paths of the bodies of the entries it deletes,
   // as the live snapshot showed them. Gecko does not delete them while the
-  // origin runs (docs/bundles.md); a caller may remove them after the
-  // commit.
+  // origin runs, and a page may still read them: quiescectl lists them for
+  // the shim to remove when no page can (docs/bundles.md).
   std::vector<std::string> orphaned_bodies;
 };
 

@@ -20,6 +20,7 @@
 #include "terminal_progress.h"
 #include "bundle_point.h"
 #include "bundle_staging.h"
+#include "gecko_body_id.h"
 
 namespace quiesce::ctl {
 namespace {
@@ -126,7 +127,8 @@ int BundleInject(const BundleArgs& args) {
   if (!image) return ReportFailure(failure);
   Recovery recovered;
   if (recover) {
-    recovered = RecoverStaging(cache_dir, ReferencedBodies(image->db()));
+    recovered = RecoverStaging(cache_dir, ReferencedBodies(image->db()),
+                               Readers::kMaybe);
   }
   auto target = bundle::ReadLiveDatabase(image->db());
   if (!target.ok()) return ReportStatus(target.status(), live->db_path());
@@ -169,9 +171,19 @@ int BundleInject(const BundleArgs& args) {
   if (auto s = bundle::StageBodies(bndl, *plan, staging); !s.ok()) {
     return ReportStatus(s, "staging the bodies");
   }
-  std::vector<std::string> ids;
-  for (const bundle::StagedBody& b : plan->bodies) ids.push_back(b.body_id);
-  if (!WriteStagingManifest(staging, cache_dir, ids, &failure)) {
+  StagingManifest manifest{cache_dir.string(), {}, {}};
+  for (const bundle::StagedBody& b : plan->bodies) {
+    manifest.body_ids.push_back(b.body_id);
+  }
+  // --overwrite: the replaced entries' bodies, listed so that they go when
+  // no page can still be reading them (the shim's next open of the
+  // origin's caches.sqlite, or `bundle recover`), before an unclean
+  // shutdown lets Gecko's own cleanup meet them (docs/gecko.md).
+  for (const std::string& path : plan->orphaned_bodies) {
+    const std::string id = fs::path(path).stem().string();
+    if (IsBodyId(id)) manifest.replaced_ids.push_back(id);
+  }
+  if (!WriteStagingManifest(staging, manifest, &failure)) {
     return ReportFailure(failure);
   }
   TestPause("staged");
@@ -238,6 +250,9 @@ int BundleInject(const BundleArgs& args) {
     unmove();
     return ReportFailure(failure);
   }
+  // The manifest stays while replaced bodies wait for a time with no
+  // reader.
+  staging_guard.keep = !manifest.replaced_ids.empty();
   TestPause("committed");
   const double held_ms = result.value("gate_closed_ms", 0.0);
   if (args.json) {
@@ -292,7 +307,9 @@ int BundleInject(const BundleArgs& args) {
   }
   if (!plan->orphaned_bodies.empty()) {
     std::printf("  %zu body files of the replaced entries stay in morgue/ "
-                "until Gecko's next cleanup\n",
+                "while a page may still read\n  them; the shim removes them "
+                "when the browser next opens the origin's storage\n  afresh "
+                "(or `quiescectl bundle recover` with the browser stopped)\n",
                 plan->orphaned_bodies.size());
   }
   return kExitOk;

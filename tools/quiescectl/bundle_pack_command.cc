@@ -50,7 +50,8 @@ int BundlePack(const BundleArgs& args) {
   // An injection into this origin that died left staged bodies: the rows
   // at the point (after the gate was the dead one's) say which to keep.
   if (point->held() && NeedsRecovery(live->cache_dir())) {
-    RecoverStaging(live->cache_dir(), ReferencedBodies(point->image().db()));
+    RecoverStaging(live->cache_dir(), ReferencedBodies(point->image().db()),
+                   Readers::kMaybe);
   }
   // The point is released: from here on the host waits for nothing of
   // this process.

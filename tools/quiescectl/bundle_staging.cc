@@ -29,19 +29,18 @@ bool SyncPath(const fs::path& path, int flags) {
 
 }  // namespace
 
-bool WriteStagingManifest(const fs::path& dir, const fs::path& cache_dir,
-                          const std::vector<std::string>& body_ids,
-                          Failure* failure) {
-  if (cache_dir.native().find('\n') != std::string::npos) {
+bool WriteStagingManifest(const fs::path& dir,
+                          const StagingManifest& manifest, Failure* failure) {
+  if (manifest.cache_dir.find('\n') != std::string::npos) {
     failure->exit_code = kExitFailure;
-    failure->message = "cannot stage for " + cache_dir.string() +
+    failure->message = "cannot stage for " + manifest.cache_dir +
                        ": its path has a newline";
     return false;
   }
   const fs::path tmp = dir / (std::string(kStagingManifestName) + ".tmp");
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << FormatStagingManifest({cache_dir.string(), body_ids});
+    out << FormatStagingManifest(manifest);
     out.close();
     if (!out.good()) {
       failure->exit_code = kExitFailure;
@@ -134,7 +133,7 @@ int BundleRecover(const BundleArgs& args) {
       }
       referenced = ReferencedBodies(db);
       sqlite3_close(db);
-      const Recovery r = RecoverStaging(cache_dir, referenced);
+      const Recovery r = RecoverStaging(cache_dir, referenced, Readers::kNone);
       total.directories += r.directories;
       total.bodies_removed += r.bodies_removed;
       total.bodies_kept += r.bodies_kept;

@@ -25,6 +25,10 @@
 //   recover` with the browser stopped.
 // - dies after the commit: every listed body is referenced; recovery
 //   keeps them and removes the directory.
+// With --overwrite the manifest also lists the replaced entries' bodies,
+// and a successful injection leaves it behind: once the commit made them
+// unreferenced they go when no page can read them (the shim's open, or
+// `bundle recover`), never in quiescectl's live recovery.
 #ifndef QUIESCE_TOOLS_QUIESCECTL_BUNDLE_STAGING_H_
 #define QUIESCE_TOOLS_QUIESCECTL_BUNDLE_STAGING_H_
 
@@ -42,12 +46,11 @@
 
 namespace quiesce::ctl {
 
-// Writes `dir`/manifest.json (via a synced temporary file and a rename):
-// the cache directory the bodies go to and their body ids.
+// Writes `dir`/manifest (via a synced temporary file and a rename): the
+// cache directory the bodies go to, their body ids, and those of the
+// bodies the injection replaces (--overwrite).
 bool WriteStagingManifest(const std::filesystem::path& dir,
-                          const std::filesystem::path& cache_dir,
-                          const std::vector<std::string>& body_ids,
-                          Failure* failure);
+                          const StagingManifest& manifest, Failure* failure);
 
 // The body ids that rows of the image reference.
 std::set<std::string> ReferencedBodies(sqlite3* image);
