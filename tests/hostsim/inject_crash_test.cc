@@ -139,21 +139,42 @@ DiskState ReadDisk(const std::string& db_path, const std::string& cache) {
   return s;
 }
 
+// A Gecko-like host (hostsim --gecko, writing) on a profile of its own,
+// killed with -9 and started again by the tests.
+struct CrashHost {
+  CrashHost()
+      : profile(dir.File("profile")),
+        socket(dir.File("host.sock")),
+        argv({hostsim, "--gecko", "--dir", profile.string(), "--socket",
+              socket, "--writable", "--seconds", "120", "--rate", "50",
+              "--urls", "40", "--body-size", "3000"}) {}
+  // (Re)starts the host; its caches.sqlite, "" when it never showed. See
+  // WaitForCacheDb for `committed`.
+  std::string Start(bool committed = false) {
+    process = std::make_unique<Background>(argv, dir.File("host.out"));
+    return WaitForCacheDb(ctl, socket, committed);
+  }
+  void Kill() { process->Kill(); }
+
+  const std::string hostsim = ProgramFromEnv("HOSTSIM");
+  const std::string ctl = ProgramFromEnv("QUIESCECTL");
+  TempDir dir;
+  const fs::path profile;
+  const std::string socket;
+  const std::vector<std::string> argv;
+  std::unique_ptr<Background> process;
+};
+
 enum class CleanUp { kBundleRecover, kHostRestart };
 
 void KillAtEachPoint(CleanUp clean_up) {
-  const std::string hostsim = ProgramFromEnv("HOSTSIM");
-  const std::string ctl = ProgramFromEnv("QUIESCECTL");
-  ASSERT_FALSE(hostsim.empty() || ctl.empty());
-  TempDir dir;
-  const fs::path profile = dir.File("profile");
-  const std::string socket = dir.File("host.sock");
-  const std::vector<std::string> host_argv = {
-      hostsim, "--gecko", "--dir", profile.string(), "--socket", socket,
-      "--writable", "--seconds", "120", "--rate", "50", "--urls", "40",
-      "--body-size", "3000"};
-  auto host = std::make_unique<Background>(host_argv, dir.File("host.out"));
-  std::string db_path = WaitForCacheDb(ctl, socket);
+  CrashHost host;
+  ASSERT_FALSE(host.hostsim.empty() || host.ctl.empty());
+  const std::string& ctl = host.ctl;
+  const std::string& socket = host.socket;
+  const fs::path& profile = host.profile;
+  TempDir& dir = host.dir;
+  const std::string db_path = host.Start();
   ASSERT_FALSE(db_path.empty());
   // The bundle: the host's own cache, packed while it writes.
   const std::string bundle = dir.File("b.zip");
@@ -176,7 +197,7 @@ void KillAtEachPoint(CleanUp clean_up) {
                       dir.File(std::string("inject-") + point + ".out"));
     unsetenv("QUIESCECTL_TEST_PAUSE");
     ASSERT_TRUE(WaitForFile(pause)) << "inject never reached " << point;
-    host->Kill();  // kill -9 of the "browser" at this point
+    host.Kill();  // kill -9 of the "browser" at this point
     inject.Kill();
     const std::set<std::string> staged = ManifestBodyIds(profile);
     EXPECT_FALSE(staged.empty()) << "no manifest at " << point;
@@ -192,9 +213,8 @@ void KillAtEachPoint(CleanUp clean_up) {
     if (clean_up == CleanUp::kHostRestart) {
       // The restart's open of caches.sqlite is what cleans up; the disk is
       // then read with the host down again, as after the recover.
-      host = std::make_unique<Background>(host_argv, dir.File("host.out"));
-      ASSERT_FALSE(WaitForCacheDb(ctl, socket, true).empty()) << "no restart";
-      host->Kill();
+      ASSERT_FALSE(host.Start(true).empty()) << "no restart";
+      host.Kill();
     }
     const DiskState disk = ReadDisk(db_path, cache);
     const bool committed = std::string(point) == "committed";
@@ -215,10 +235,9 @@ void KillAtEachPoint(CleanUp clean_up) {
     EXPECT_TRUE(fs::is_empty(profile / "quiesce-staging", ec))
         << "staging directories left";
 
-    host = std::make_unique<Background>(host_argv, dir.File("host.out"));
-    ASSERT_FALSE(WaitForCacheDb(ctl, socket).empty()) << "no restart";
+    ASSERT_FALSE(host.Start().empty()) << "no restart";
   }
-  host->Kill();
+  host.Kill();
 }
 
 // --overwrite replaces a cache whose bodies a page may still be reading:
@@ -226,20 +245,13 @@ void KillAtEachPoint(CleanUp clean_up) {
 // restarted (after a kill -9: the unclean start whose Gecko cleanup they
 // must not meet), while the new ones stay.
 TEST(GeckoHostInjectCrash, ReplacedBodiesGoAtTheNextStartNotBefore) {
-  const std::string hostsim = ProgramFromEnv("HOSTSIM");
-  const std::string ctl = ProgramFromEnv("QUIESCECTL");
-  ASSERT_FALSE(hostsim.empty() || ctl.empty());
-  TempDir dir;
-  const fs::path profile = dir.File("profile");
-  const std::string socket = dir.File("host.sock");
-  const std::vector<std::string> host_argv = {
-      hostsim, "--gecko", "--dir", profile.string(), "--socket", socket,
-      "--writable", "--seconds", "120", "--rate", "20", "--urls", "20",
-      "--body-size", "2000"};
-  auto host = std::make_unique<Background>(host_argv, dir.File("host.out"));
-  const std::string db_path = WaitForCacheDb(ctl, socket);
+  CrashHost host;
+  ASSERT_FALSE(host.hostsim.empty() || host.ctl.empty());
+  const std::string& ctl = host.ctl;
+  const std::string& socket = host.socket;
+  const std::string db_path = host.Start();
   ASSERT_FALSE(db_path.empty());
-  const std::string bundle = dir.File("b.zip");
+  const std::string bundle = host.dir.File("b.zip");
   // Until the host's first put made its cache (exit 4: no such cache).
   int packed = -1;
   for (int i = 0; i < 100 && packed != 0; ++i) {
@@ -275,9 +287,8 @@ TEST(GeckoHostInjectCrash, ReplacedBodiesGoAtTheNextStartNotBefore) {
   for (const std::string& id : replaced) {
     EXPECT_TRUE(fs::exists(body(id))) << "removed while a page may read it";
   }
-  host->Kill();
-  host = std::make_unique<Background>(host_argv, dir.File("host.out"));
-  ASSERT_FALSE(WaitForCacheDb(ctl, socket, true).empty()) << "no restart";
+  host.Kill();
+  ASSERT_FALSE(host.Start(true).empty()) << "no restart";
   for (const std::string& id : replaced) {
     EXPECT_FALSE(fs::exists(body(id))) << "left for Gecko's cleanup";
   }
@@ -287,9 +298,9 @@ TEST(GeckoHostInjectCrash, ReplacedBodiesGoAtTheNextStartNotBefore) {
     EXPECT_TRUE(fs::exists(body(id))) << "a referenced body went";
   }
   std::error_code ec;
-  EXPECT_TRUE(fs::is_empty(profile / "quiesce-staging", ec))
+  EXPECT_TRUE(fs::is_empty(host.profile / "quiesce-staging", ec))
       << "staging directories left";
-  host->Kill();
+  host.Kill();
 }
 
 TEST(GeckoHostInjectCrash, KillAtEachPointThenBundleRecoverLeavesNoOrphans) {
