@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <set>
+#include <string_view>
 
 #include "context.h"
 #include "gecko_body_id.h"
@@ -18,11 +19,11 @@ namespace fs = std::filesystem;
 // (marked so by the thread flag: its open skips this recovery and never
 // waits at the gate). false when they cannot be read now.
 bool ReadReferencedIds(const SqliteApi& api, const std::string& vfs_name,
-                       const std::string& db_path, std::set<std::string>* ids,
+                       const char* db_path, std::set<std::string>* ids,
                        std::string* error) {
   sqlite3* db = nullptr;
   SetOpeningOwnConnection(true);
-  int rc = api.open_v2(db_path.c_str(), &db,
+  int rc = api.open_v2(db_path, &db,
                        SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX |
                            SQLITE_OPEN_PRIVATECACHE,
                        vfs_name.c_str());
@@ -55,13 +56,12 @@ bool ReadReferencedIds(const SqliteApi& api, const std::string& vfs_name,
 }  // namespace
 
 void RecoverStagingBeforeOpen(Context& context, const std::string& vfs_name,
-                              const std::string& db_path) {
+                              const char* db_path) {
+  // Every other database returns here, before anything is allocated.
+  if (!std::string_view(db_path).ends_with("/cache/caches.sqlite")) return;
   const SqliteApi& api = context.api();
   try {
-    const fs::path path(db_path);
-    if (path.filename() != "caches.sqlite") return;
-    const fs::path cache_dir = path.parent_path();
-    if (cache_dir.filename() != "cache") return;
+    const fs::path cache_dir = fs::path(db_path).parent_path();
     // Open in this host already: an injection of its own may be running.
     if (context.FindByPath(db_path) != nullptr) return;
     if (!NeedsRecovery(cache_dir)) return;
@@ -79,13 +79,13 @@ void RecoverStagingBeforeOpen(Context& context, const std::string& vfs_name,
             "quiesce: before opening %s: %d staging director%s of dead "
             "bundle injections cleaned up, %d unreferenced bodies removed "
             "from morgue/, %d kept (their injection committed)",
-            db_path.c_str(), r.directories,
+            db_path, r.directories,
             r.directories == 1 ? "y" : "ies", r.bodies_removed,
             r.bodies_kept);
   } catch (...) {  // std::bad_alloc: nothing may cross into SQLite
     api.log(SQLITE_NOMEM, "quiesce: out of memory recovering staged bodies "
                           "for %s",
-            db_path.c_str());
+            db_path);
   }
 }
 

@@ -36,7 +36,7 @@ class Context;
 // the host has open (an injection of this host's may be running on it).
 // Never throws; reports what it did to the host's SQLite log.
 void RecoverStagingBeforeOpen(Context& context, const std::string& vfs_name,
-                              const std::string& db_path);
+                              const char* db_path);
 
 }  // namespace quiesce
 
