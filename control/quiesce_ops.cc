@@ -578,6 +578,7 @@ Outcome InjectOp(Call& call) {
     job.Post(EncodeOk(id, {{"db", db->id()},
                            {"committed", v.committed},
                            {"changes", v.changes},
+                           {"last_insert_rowid", v.last_insert_rowid},
                            {"statements", v.statements},
                            {"generation", v.generation},
                            {"position", DescribePosition(v.position)},

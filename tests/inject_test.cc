@@ -75,6 +75,17 @@ TEST_P(InjectTest, CommitsAsOneTransaction) {
   EXPECT_EQ(Info(path_).generation, before + 2);
 }
 
+TEST_P(InjectTest, RepliesWithTheRowidOfItsLastInsert) {
+  auto r = Run(Sql("INSERT INTO t(who) VALUES ('q'); "
+                   "UPDATE t SET v = x'01' WHERE who='host'"));
+  ASSERT_OK(r);
+  EXPECT_EQ(r.value().last_insert_rowid,
+            host_->Int("SELECT id FROM t WHERE who='q'"));
+  auto none = Run(Sql("UPDATE t SET v = x'02'"));
+  ASSERT_OK(none);
+  EXPECT_EQ(none.value().last_insert_rowid, 0);
+}
+
 TEST_P(InjectTest, AFailingStatementAppliesNothing) {
   const uint64_t before = Info(path_).generation;
   auto r = Run(Sql("INSERT INTO t(who) VALUES ('q'); "

@@ -372,6 +372,7 @@ Result<InjectResult> InjectPrepared(Database& db, OwnConnection& own,
     }
     guard.own_statement = true;
     if (outcome.ok() && !req.dry_run) {
+      result.last_insert_rowid = api.last_insert_rowid(own.handle());
       outcome = own.Exec("COMMIT");
       result.committed = outcome.ok();
     }

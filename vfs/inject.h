@@ -59,6 +59,9 @@ struct InjectRequest {
 
 struct InjectResult {
   int64_t changes = 0;        // rows changed by the script
+  // The rowid of the script's last successful INSERT (0 if none): how a
+  // client learns the id of a row it made, for the next injection.
+  int64_t last_insert_rowid = 0;
   int statements = 0;
   bool committed = false;     // false for a dry run
   uint64_t generation = 0;    // the database's generation afterwards

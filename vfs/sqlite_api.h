@@ -57,6 +57,7 @@ namespace quiesce {
   X(column_blob)                    \
   X(column_bytes)                   \
   X(changes)                        \
+  X(last_insert_rowid)              \
   X(errmsg)                         \
   X(extended_errcode)               \
   X(extended_result_codes)          \
