@@ -72,11 +72,12 @@ class Profile : public ::testing::Test {
 };
 
 TEST(StagingManifest, FormatThenParseGivesItBack) {
-  const StagingManifest m{"/p/storage/default/o/cache", {kIdA, kIdB},
+  const StagingManifest m{"/p/storage/default/o/cache", 42, {kIdA, kIdB},
                           {kIdC}};
   const auto parsed = ParseStagingManifest(FormatStagingManifest(m));
   ASSERT_TRUE(parsed.has_value());
   EXPECT_EQ(parsed->cache_dir, m.cache_dir);
+  EXPECT_EQ(parsed->fill_cache_id, 42);
   EXPECT_EQ(parsed->body_ids, m.body_ids);
   EXPECT_EQ(parsed->replaced_ids, m.replaced_ids);
 }
@@ -94,11 +95,21 @@ TEST(StagingManifest, AnythingElseIsNotAManifest) {
            head + "replaced ../x\n",
            head + "replaced\n",
            head + std::string(kIdA).substr(0, 37) + "\n",
+           head + "fill_cache \n",
+           head + "fill_cache 0\n",
+           head + "fill_cache -3\n",
+           head + "fill_cache 12x\n",
+           head + "fill_cache 99999999999999999999\n",
+           head + "fill_cache 1\nfill_cache 2\n",
            std::string("{\"format\":\"quiesce-inject-staging\"}"),
        }) {
     EXPECT_FALSE(ParseStagingManifest(bad).has_value()) << bad;
   }
   EXPECT_TRUE(ParseStagingManifest(head).has_value()) << "no bodies yet";
+  // Version 3 added the fill line; a version 2 manifest still reads.
+  EXPECT_TRUE(ParseStagingManifest("quiesce-inject-staging 3\ncache_dir /c\n"
+                                   "fill_cache 7\n")
+                  .has_value());
 }
 
 TEST(StagingOwner, OnlyAGoneProcessesInjectionIsDead) {
@@ -119,19 +130,19 @@ TEST_F(Profile, RecoveryRemovesUnreferencedListedBodiesOnly) {
   PutBody(other_cache_dir_, kIdB);
   const pid_t dead = DeadPid();
   const fs::path ours = Staging(
-      dead, FormatStagingManifest({cache_dir_.string(), {kIdA, kIdB}, {}}));
+      dead, FormatStagingManifest({cache_dir_.string(), 0, {kIdA, kIdB}, {}}));
   // Another origin's dead injection: left for its own origin's recovery.
   const fs::path theirs =
       StagingRoot(cache_dir_) / ("inject-" + std::to_string(dead) + "-zzz");
   fs::create_directories(theirs);
   std::ofstream(theirs / "manifest")
-      << FormatStagingManifest({other_cache_dir_.string(), {kIdB}, {}});
+      << FormatStagingManifest({other_cache_dir_.string(), 0, {kIdB}, {}});
   // A live injection (this process): never touched.
   const fs::path live = Staging(
-      getpid(), FormatStagingManifest({cache_dir_.string(), {kIdC}, {}}));
+      getpid(), FormatStagingManifest({cache_dir_.string(), 0, {kIdC}, {}}));
 
   ASSERT_TRUE(NeedsRecovery(cache_dir_));
-  const Recovery r = RecoverStaging(cache_dir_, {kIdA, kIdC}, Readers::kMaybe);
+  const Recovery r = RecoverStaging(cache_dir_, {kIdA, kIdC}, Readers::kMaybe, {});
   EXPECT_EQ(r.directories, 1);
   EXPECT_EQ(r.bodies_removed, 1);
   EXPECT_EQ(r.bodies_kept, 1);
@@ -149,7 +160,7 @@ TEST_F(Profile, ADirectoryWithoutAManifestMovedNothingAndGoes) {
   PutBody(cache_dir_, kIdA);
   const fs::path dir = Staging(DeadPid(), "");
   ASSERT_TRUE(NeedsRecovery(cache_dir_));
-  const Recovery r = RecoverStaging(cache_dir_, {}, Readers::kMaybe);
+  const Recovery r = RecoverStaging(cache_dir_, {}, Readers::kMaybe, {});
   EXPECT_EQ(r.directories, 1);
   EXPECT_EQ(r.bodies_removed, 0);
   EXPECT_FALSE(fs::exists(dir));
@@ -158,7 +169,7 @@ TEST_F(Profile, ADirectoryWithoutAManifestMovedNothingAndGoes) {
 
 TEST_F(Profile, NothingStagedNeedsNoRecovery) {
   EXPECT_FALSE(NeedsRecovery(cache_dir_));
-  const Recovery r = RecoverStaging(cache_dir_, {}, Readers::kMaybe);
+  const Recovery r = RecoverStaging(cache_dir_, {}, Readers::kMaybe, {});
   EXPECT_EQ(r.directories, 0);
 }
 
@@ -167,17 +178,17 @@ TEST_F(Profile, ReplacedBodiesWaitForATimeWithNoReader) {
   PutBody(cache_dir_, kIdA);
   PutBody(cache_dir_, kIdB);
   const fs::path dir = Staging(
-      DeadPid(), FormatStagingManifest({cache_dir_.string(), {kIdB}, {kIdA}}));
+      DeadPid(), FormatStagingManifest({cache_dir_.string(), 0, {kIdB}, {kIdA}}));
   // Committed: kIdB referenced, kIdA not. Beside a live browser's pages
   // the replaced body stays, and its directory with it.
-  Recovery r = RecoverStaging(cache_dir_, {kIdB}, Readers::kMaybe);
+  Recovery r = RecoverStaging(cache_dir_, {kIdB}, Readers::kMaybe, {});
   EXPECT_EQ(r.bodies_waiting, 1);
   EXPECT_EQ(r.directories, 0);
   EXPECT_TRUE(fs::exists(Body(cache_dir_, kIdA)));
   EXPECT_TRUE(fs::exists(dir));
   EXPECT_TRUE(NeedsRecovery(cache_dir_));
   // With no reader it goes, and so does the directory.
-  r = RecoverStaging(cache_dir_, {kIdB}, Readers::kNone);
+  r = RecoverStaging(cache_dir_, {kIdB}, Readers::kNone, {});
   EXPECT_EQ(r.bodies_removed, 1);
   EXPECT_EQ(r.bodies_kept, 1);
   EXPECT_EQ(r.directories, 1);
@@ -190,13 +201,53 @@ TEST_F(Profile, AReplacedBodyStaysWhenTheOverwriteNeverCommitted) {
   PutBody(cache_dir_, kIdA);
   PutBody(cache_dir_, kIdB);
   Staging(DeadPid(),
-          FormatStagingManifest({cache_dir_.string(), {kIdB}, {kIdA}}));
+          FormatStagingManifest({cache_dir_.string(), 0, {kIdB}, {kIdA}}));
   // Not committed: the old entry still references kIdA; kIdB is an orphan.
-  const Recovery r = RecoverStaging(cache_dir_, {kIdA}, Readers::kNone);
+  const Recovery r = RecoverStaging(cache_dir_, {kIdA}, Readers::kNone, {});
   EXPECT_TRUE(fs::exists(Body(cache_dir_, kIdA)));
   EXPECT_FALSE(fs::exists(Body(cache_dir_, kIdB)));
   EXPECT_EQ(r.bodies_removed, 1);
   EXPECT_EQ(r.directories, 1);
+}
+
+// A new cache's fill: its rows reference kIdA; kIdB was moved but not yet
+// named by a row.
+TEST_F(Profile, AFillWaitsForARecoveryThatCanDeleteItsRows) {
+  PutBody(cache_dir_, kIdA);
+  PutBody(cache_dir_, kIdB);
+  const fs::path dir = Staging(
+      DeadPid(),
+      FormatStagingManifest({cache_dir_.string(), 9, {kIdA, kIdB}, {}}));
+  EXPECT_EQ(DeadFills(cache_dir_), std::vector<int64_t>{9});
+  // The shim at open, or a pack: they write no rows. The unreferenced body
+  // goes; the directory stays while cache 9 is unpublished.
+  Recovery r = RecoverStaging(cache_dir_, {kIdA}, Readers::kNone, {9});
+  EXPECT_EQ(r.bodies_removed, 1);
+  EXPECT_EQ(r.fills_waiting, 1);
+  EXPECT_EQ(r.directories, 0);
+  EXPECT_TRUE(fs::exists(dir));
+  EXPECT_TRUE(fs::exists(Body(cache_dir_, kIdA)));
+  EXPECT_TRUE(NeedsRecovery(cache_dir_));
+  // After the fill's rows were deleted, its bodies are unreferenced.
+  r = RecoverStaging(cache_dir_, {}, Readers::kMaybe, {});
+  EXPECT_EQ(r.bodies_removed, 1);
+  EXPECT_EQ(r.directories, 1);
+  EXPECT_FALSE(fs::exists(Body(cache_dir_, kIdA)));
+  EXPECT_FALSE(fs::exists(dir));
+  EXPECT_TRUE(DeadFills(cache_dir_).empty());
+}
+
+TEST_F(Profile, APublishedFillDoesNotWait) {
+  PutBody(cache_dir_, kIdA);
+  const fs::path dir = Staging(
+      DeadPid(), FormatStagingManifest({cache_dir_.string(), 9, {kIdA}, {}}));
+  // Killed after the publish: cache 9 has its storage row.
+  const Recovery r = RecoverStaging(cache_dir_, {kIdA}, Readers::kNone, {4});
+  EXPECT_EQ(r.fills_waiting, 0);
+  EXPECT_EQ(r.bodies_kept, 1);
+  EXPECT_EQ(r.directories, 1);
+  EXPECT_FALSE(fs::exists(dir));
+  EXPECT_TRUE(fs::exists(Body(cache_dir_, kIdA)));
 }
 
 }  // namespace

@@ -15,8 +15,11 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr std::string_view kHeader = "quiesce-inject-staging 2";
+// Version 3 added the fill line; a version 2 manifest has none.
+constexpr std::string_view kHeader = "quiesce-inject-staging 3";
+constexpr std::string_view kHeaderV2 = "quiesce-inject-staging 2";
 constexpr std::string_view kCacheDirKey = "cache_dir ";
+constexpr std::string_view kFillKey = "fill_cache ";
 constexpr std::string_view kReplacedKey = "replaced ";
 // A manifest of 100,000 bodies is 4 MB; anything past this is not ours.
 constexpr size_t kMaxManifestBytes = 16 << 20;
@@ -79,6 +82,10 @@ std::string FormatStagingManifest(const StagingManifest& manifest) {
   text += kCacheDirKey;
   text += manifest.cache_dir;
   text += '\n';
+  if (manifest.fill_cache_id > 0) {
+    text += kFillKey;
+    text += std::to_string(manifest.fill_cache_id) + '\n';
+  }
   for (const std::string& id : manifest.body_ids) text += id + '\n';
   for (const std::string& id : manifest.replaced_ids) {
     text += kReplacedKey;
@@ -97,13 +104,24 @@ std::optional<StagingManifest> ParseStagingManifest(std::string_view text) {
     text.remove_prefix(end + 1);
     ++line_number;
     if (line_number == 1) {
-      if (line != kHeader) return std::nullopt;
+      if (line != kHeader && line != kHeaderV2) return std::nullopt;
     } else if (line_number == 2) {
       if (line.substr(0, kCacheDirKey.size()) != kCacheDirKey) {
         return std::nullopt;
       }
       manifest.cache_dir = line.substr(kCacheDirKey.size());
       if (manifest.cache_dir.empty()) return std::nullopt;
+    } else if (line.substr(0, kFillKey.size()) == kFillKey &&
+               manifest.fill_cache_id == 0) {
+      const std::string digits(line.substr(kFillKey.size()));
+      char* end = nullptr;
+      errno = 0;
+      const long long id = std::strtoll(digits.c_str(), &end, 10);
+      if (digits.empty() || digits[0] == '-' || *end != '\0' ||
+          errno != 0 || id <= 0) {
+        return std::nullopt;
+      }
+      manifest.fill_cache_id = id;
     } else if (line.substr(0, kReplacedKey.size()) == kReplacedKey) {
       const std::string_view id = line.substr(kReplacedKey.size());
       if (!IsBodyId(id)) return std::nullopt;
@@ -133,9 +151,22 @@ bool NeedsRecovery(const fs::path& cache_dir) {
   return needed;
 }
 
+std::vector<int64_t> DeadFills(const fs::path& cache_dir) {
+  std::vector<int64_t> ids;
+  ForEachDeadInjection(StagingRoot(cache_dir), [&](const fs::path& dir) {
+    const auto manifest = ReadStagingManifest(dir);
+    if (manifest && manifest->cache_dir == cache_dir.native() &&
+        manifest->fill_cache_id > 0) {
+      ids.push_back(manifest->fill_cache_id);
+    }
+  });
+  return ids;
+}
+
 Recovery RecoverStaging(const fs::path& cache_dir,
                         const std::set<std::string>& referenced_ids,
-                        Readers readers) {
+                        Readers readers,
+                        const std::set<int64_t>& unpublished_caches) {
   Recovery r;
   ForEachDeadInjection(StagingRoot(cache_dir), [&](const fs::path& dir) {
     const auto manifest = ReadStagingManifest(dir);
@@ -150,12 +181,22 @@ Recovery RecoverStaging(const fs::path& cache_dir,
           ++r.bodies_removed;
         }
       };
+      int kept = 0;
       for (const std::string& id : manifest->body_ids) {
         if (referenced_ids.count(id)) {
-          ++r.bodies_kept;
+          ++kept;
         } else {
           remove(id);
         }
+      }
+      r.bodies_kept += kept;
+      // Rows of a fill never published: the directory stays until a
+      // recovery that can delete them has. (A fill whose rows name none of
+      // its bodies holds no more than an empty cache row, which Gecko
+      // deletes after its next unclean shutdown.)
+      if (kept > 0 && unpublished_caches.count(manifest->fill_cache_id)) {
+        ++r.fills_waiting;
+        waiting = true;
       }
       for (const std::string& id : manifest->replaced_ids) {
         // Still referenced: the injection that would replace it never

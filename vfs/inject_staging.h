@@ -11,6 +11,7 @@
 #ifndef QUIESCE_VFS_INJECT_STAGING_H_
 #define QUIESCE_VFS_INJECT_STAGING_H_
 
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <set>
@@ -35,6 +36,10 @@ bool IsDeadInjection(std::string_view dir_name);
 
 struct StagingManifest {
   std::string cache_dir;
+  // The id of the new cache the injection fills before it publishes it (0:
+  // none, an overwrite). Until published it is an orphaned cache, with rows
+  // that reference the bodies below.
+  int64_t fill_cache_id = 0;
   // The injection's own bodies, staged and moved into morgue/.
   std::vector<std::string> body_ids;
   // With --overwrite: the bodies of the entries the injection deletes.
@@ -45,8 +50,9 @@ struct StagingManifest {
   std::vector<std::string> replaced_ids;
 };
 
-// The manifest's text: a header line, "cache_dir <path>", then a line a
-// body: its id for a staged body, "replaced <id>" for a replaced one.
+// The manifest's text: a header line, "cache_dir <path>", "fill_cache <id>"
+// when there is one, then a line a body: its id for a staged body,
+// "replaced <id>" for a replaced one.
 std::string FormatStagingManifest(const StagingManifest& manifest);
 // nullopt for text that is not a manifest (a wrong header, a line that is
 // not a body id, a cache directory with a newline).
@@ -60,11 +66,15 @@ std::optional<StagingManifest> ReadStagingManifest(
 // directory (or one whose manifest names no cache directory).
 bool NeedsRecovery(const std::filesystem::path& cache_dir);
 
+// The fill cache ids of the dead injections into this cache directory.
+std::vector<int64_t> DeadFills(const std::filesystem::path& cache_dir);
+
 struct Recovery {
   int directories = 0;     // staging directories of dead processes removed
   int bodies_removed = 0;  // unreferenced listed bodies taken out of morgue/
   int bodies_kept = 0;     // staged bodies that a committed row references
   int bodies_waiting = 0;  // replaced bodies left for a time with no reader
+  int fills_waiting = 0;   // directories kept for a fill's rows
 };
 
 // Who may be reading the origin's bodies while the recovery runs.
@@ -82,12 +92,16 @@ enum class Readers {
 // that no row references (`referenced_ids`, read after any injection of
 // theirs ended) is removed from morgue/, then the staging directory; with
 // Readers::kMaybe, unreferenced replaced bodies stay, and so does their
-// directory. A directory without a manifest moved nothing and just goes.
-// Directories of other cache directories are left for their own origin's
-// recovery.
+// directory. So does the directory of a fill that is still among
+// `unpublished_caches` (the caches that no storage row names, read with
+// the rows) and whose rows reference its bodies, until a recovery that
+// can delete those rows has run (the shim's and a pack's write nothing).
+// A directory without a manifest moved nothing and just goes. Directories
+// of other cache directories are left for their own origin's recovery.
 Recovery RecoverStaging(const std::filesystem::path& cache_dir,
                         const std::set<std::string>& referenced_ids,
-                        Readers readers);
+                        Readers readers,
+                        const std::set<int64_t>& unpublished_caches);
 
 }  // namespace quiesce
 

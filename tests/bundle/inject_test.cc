@@ -274,6 +274,86 @@ TEST_F(InjectTest, RenamedCacheArrivesWhole) {
   ExpectInjected(*target_, target_dir_, *b, "probe-v1-copy");
 }
 
+// Each step in a transaction of its own, as bundle inject runs them live:
+// the cache is invisible and the database consistent after every step
+// before the last, and whole after the last.
+TEST_F(InjectTest, ANewCacheIsFilledUnseenThenPublishedWhole) {
+  std::unique_ptr<Bundle> b = Pack(*source_, source_dir_, "probe.zip");
+  ASSERT_NE(b, nullptr);
+  const int64_t usage_before = Usage(*target_);
+  InjectOptions options;
+  options.rename = "probe-v2";
+  options.rows_per_step = 1;  // an entry a step
+  absl::StatusOr<InjectionPlan> plan = Plan(*b, *target_, options);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  ASSERT_TRUE(plan->fills_new_cache);
+  ASSERT_EQ(plan->steps.size(), static_cast<size_t>(kFixtureEntries) + 2);
+  ASSERT_TRUE(bundle::StageBodies(*b, *plan, target_dir_).ok());
+  std::string cache_id;
+  for (size_t i = 0; i < plan->steps.size(); ++i) {
+    target_->Must("BEGIN IMMEDIATE");
+    absl::Status s = bundle::ExecuteStep(target_->get(), plan->steps[i],
+                                         cache_id);
+    ASSERT_TRUE(s.ok()) << "step " << i << ": " << s;
+    if (i == 0) cache_id = std::to_string(sqlite3_last_insert_rowid(
+                    target_->get()));
+    target_->Must("COMMIT");
+    ExpectConsistent(*target_);
+    if (i + 1 < plan->steps.size()) {
+      auto caches = bundle::ListCaches(target_->get());
+      ASSERT_TRUE(caches.ok());
+      EXPECT_EQ(caches->size(), 1u) << "seen before the last step " << i;
+      EXPECT_EQ(plan->steps[i].entries, i == 0 ? 0 : 1);
+    }
+  }
+  ExpectInjected(*target_, target_dir_, *b, "probe-v2");
+  int64_t bundle_bytes = 0;
+  for (const bundle::StagedBody& body : plan->bodies) bundle_bytes += body.size;
+  EXPECT_EQ(Usage(*target_), usage_before + bundle_bytes);
+  EXPECT_EQ(SecurityRefcount(*target_, kSecurityA), 2 + 5);
+  EXPECT_EQ(SecurityRefcount(*target_, kSecurityB), 3);
+}
+
+// What a dead injection's fill left (some steps, never published) deletes
+// back to the database as it was; a published cache it leaves alone.
+TEST_F(InjectTest, AnUnpublishedFillDeletesToNothing) {
+  std::unique_ptr<Bundle> b = Pack(*source_, source_dir_, "probe.zip");
+  ASSERT_NE(b, nullptr);
+  auto counts = [&] {
+    std::vector<int64_t> n;
+    for (const char* table :
+         {"caches", "storage", "entries", "request_headers",
+          "response_headers", "response_url_list", "security_info"}) {
+      n.push_back(target_->Int(std::string("SELECT count(*) FROM ") + table));
+    }
+    n.push_back(Usage(*target_));
+    n.push_back(SecurityRefcount(*target_, kSecurityA));
+    return n;
+  };
+  const std::vector<int64_t> before = counts();
+  InjectOptions options;
+  options.rename = "probe-v2";
+  options.rows_per_step = 1;
+  absl::StatusOr<InjectionPlan> plan = Plan(*b, *target_, options);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  std::string cache_id;
+  for (size_t i = 0; i + 1 < plan->steps.size(); ++i) {  // all but publish
+    ASSERT_TRUE(
+        bundle::ExecuteStep(target_->get(), plan->steps[i], cache_id).ok());
+    if (i == 0) cache_id = std::to_string(sqlite3_last_insert_rowid(
+                    target_->get()));
+  }
+  ASSERT_NE(counts(), before);
+  const int64_t published = target_->Int("SELECT cache_id FROM storage");
+  target_->Must(bundle::DeleteUnpublishedCacheSql(published));
+  ASSERT_NE(counts(), before) << "the published cache was touched";
+  target_->Must(bundle::DeleteUnpublishedCacheSql(std::stoll(cache_id)));
+  EXPECT_EQ(counts(), before);
+  ExpectConsistent(*target_);
+  target_->Must(bundle::DeleteUnpublishedCacheSql(std::stoll(cache_id)));
+  EXPECT_EQ(counts(), before) << "a second time does nothing";
+}
+
 TEST_F(InjectTest, OverwriteReplacesTheEntriesOfTheSameCache) {
   std::unique_ptr<Bundle> b = Pack(*source_, source_dir_, "probe.zip");
   ASSERT_NE(b, nullptr);

@@ -12,7 +12,7 @@
 //           file) -> open it with SQLite -> PackBundle(image, cache_dir, ...)
 //   inject: Bundle::Open(file) -> snapshot the live database ->
 //           ReadLiveDatabase(image) -> PlanInjection(...) -> StageBodies()
-//           -> run plan.sql with plan.blobs in one injection -> on failure
+//           -> run plan.steps, one injection each -> on failure
 //           UnstageBodies().
 //
 // Thread safety: the free functions are reentrant; a Bundle may be read from
@@ -295,6 +295,10 @@ struct InjectOptions {
   // cache and its storage row stay, so a page holding it sees the new
   // entries). Without it an existing name is an error.
   bool overwrite = false;
+  // How many rows (entries, headers, URLs) a new cache's fill step inserts
+  // at most, give or take one entry's: a few milliseconds of the page's
+  // waiting each (about 3.5 us a row on the benchmark's machine).
+  int64_t rows_per_step = 512;
 };
 
 struct StagedBody {
@@ -304,17 +308,35 @@ struct StagedBody {
   int64_t size = 0;
 };
 
-struct InjectionPlan {
-  // Plain DML (INSERT, UPDATE, DELETE), several statements separated by
-  // ";\n", to run in ONE transaction that the caller opens and commits. No
-  // transaction statements, no ATTACH, no DDL, no PRAGMA.
+// One transaction of an injection: plain DML (INSERT, UPDATE, DELETE),
+// several statements separated by ";\n", with no transaction statements,
+// ATTACH, DDL or PRAGMA; and its named parameters (":p1", ...) with their
+// bytes, each to be bound as a blob. Text columns read them through
+// CAST(:pN AS TEXT), so a channel that binds only blobs suffices.
+struct PlanStep {
   std::string sql;
-  // Named parameters of `sql` (":p1", ...) and their bytes, each to be
-  // bound as a blob. Text columns read them through CAST(:pN AS TEXT), so a
-  // channel that binds only blobs suffices.
   std::vector<std::pair<std::string, std::string>> blobs;
+  int64_t entries = 0;  // entries it inserts
+};
+
+// The parameter by which a new cache's fill and publish steps name it: its
+// id as decimal text, the first step's last_insert_rowid.
+inline constexpr char kCacheIdParameter[] = ":cache_id";
+
+struct InjectionPlan {
+  // The transactions, to run in order, each on its own. A new cache is
+  // filled while no page can see it, so that each transaction is short:
+  // steps[0] inserts its `caches` row, the middle steps its entries (a few
+  // hundred rows each), and the last its `storage` row, which is what lists
+  // it to pages (Gecko finds caches through `storage` alone), so pages see
+  // all of it at once. Every step after the first binds kCacheIdParameter.
+  // An unpublished fill is an orphaned cache, which Gecko deletes itself
+  // after an unclean shutdown; DeleteUnpublishedCacheSql deletes it live.
+  // An overwrite is ONE step: it deletes and inserts in the same cache.
+  std::vector<PlanStep> steps;
+  bool fills_new_cache = false;
   // Body files to copy from the bundle into the cache directory BEFORE the
-  // transaction runs.
+  // rows that name them commit.
   std::vector<StagedBody> bodies;
   std::string cache_name;
   int64_t namespace_id = kDefaultNamespace;
@@ -350,10 +372,21 @@ absl::Status StageBodies(const Bundle& bundle, const InjectionPlan& plan,
 void UnstageBodies(const InjectionPlan& plan,
                    const std::filesystem::path& cache_dir);
 
-// Runs the plan on `db` in one BEGIN IMMEDIATE transaction with plain
-// SQLite: for offline databases and tests. Live databases go through
-// quiesce's injection instead.
+// Runs one step's statements on `db` (in the caller's transaction), binding
+// kCacheIdParameter to `cache_id` if it uses it.
+absl::Status ExecuteStep(sqlite3* db, const PlanStep& step,
+                         const std::string& cache_id);
+
+// Runs all of the plan's steps on `db` in one BEGIN IMMEDIATE transaction
+// with plain SQLite: for offline databases and tests. Live databases go
+// through quiesce's injection instead, a step at a time.
 absl::Status ExecutePlan(sqlite3* db, const InjectionPlan& plan);
+
+// Plain DML that deletes cache `cache_id` with its entries, their headers
+// and URL lists, and its share of security_info, if no `storage` row names
+// it: an injection's fill that was never published. Does nothing to a
+// published cache, nor to an id that no longer exists.
+std::string DeleteUnpublishedCacheSql(int64_t cache_id);
 
 }  // namespace quiesce::bundle
 

@@ -54,10 +54,10 @@ void UnstageBodies(const InjectionPlan& plan,
 
 namespace {
 
-absl::Status RunStatements(sqlite3* db, const InjectionPlan& plan) {
-  std::map<std::string, const std::string*> blobs;
-  for (const auto& [name, bytes] : plan.blobs) blobs[name] = &bytes;
-  const char* tail = plan.sql.c_str();
+absl::Status RunStatements(
+    sqlite3* db, const std::string& sql,
+    const std::map<std::string, const std::string*>& blobs) {
+  const char* tail = sql.c_str();
   while (*tail != '\0') {
     sqlite3_stmt* raw = nullptr;
     const char* next = nullptr;
@@ -87,12 +87,27 @@ absl::Status RunStatements(sqlite3* db, const InjectionPlan& plan) {
 
 }  // namespace
 
+absl::Status ExecuteStep(sqlite3* db, const PlanStep& step,
+                         const std::string& cache_id) {
+  std::map<std::string, const std::string*> blobs;
+  for (const auto& [name, bytes] : step.blobs) blobs[name] = &bytes;
+  blobs[kCacheIdParameter] = &cache_id;
+  return RunStatements(db, step.sql, blobs);
+}
+
 absl::Status ExecutePlan(sqlite3* db, const InjectionPlan& plan) {
   if (sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) !=
       SQLITE_OK) {
     return SqliteError(db, "cannot begin the injection");
   }
-  absl::Status status = RunStatements(db, plan);
+  absl::Status status;
+  std::string cache_id;
+  for (size_t i = 0; status.ok() && i < plan.steps.size(); ++i) {
+    status = ExecuteStep(db, plan.steps[i], cache_id);
+    if (plan.fills_new_cache && i == 0) {
+      cache_id = std::to_string(sqlite3_last_insert_rowid(db));
+    }
+  }
   if (status.ok() &&
       sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
     status = SqliteError(db, "cannot commit the injection");

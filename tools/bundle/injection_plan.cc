@@ -1,5 +1,5 @@
 // PlanInjection: the SQL, parameters and body files that put a bundle's
-// cache into a live caches.sqlite in one transaction of plain DML.
+// cache into a live caches.sqlite in short transactions of plain DML.
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
@@ -143,6 +143,156 @@ std::optional<std::string> ColumnSql(const std::string& column,
   return std::nullopt;
 }
 
+int64_t RowsOf(const BundleEntry& e) {
+  return 1 + static_cast<int64_t>(e.entry.request_headers.size() +
+                                  e.entry.response_headers.size() +
+                                  e.entry.response_url_list.size());
+}
+
+// Statements that delete the entries of the cache that `cache_id` (SQL)
+// names, with their headers, URL lists and security_info references.
+std::vector<std::string> DeleteEntriesSql(const std::string& cache_id) {
+  std::vector<std::string> sql;
+  sql.push_back(absl::StrCat(
+      "UPDATE security_info SET refcount = refcount - (SELECT count(*) "
+      "FROM entries e WHERE e.response_security_info_id = security_info.id "
+      "AND e.cache_id = ", cache_id, ") WHERE id IN (SELECT "
+      "response_security_info_id FROM entries WHERE cache_id = ", cache_id,
+      ")"));
+  // Headers and URL lists would go with their entries by ON DELETE
+  // CASCADE, but only on a connection with foreign_keys on: delete them
+  // explicitly. usage_info follows through entries_delete_trigger.
+  for (const char* table :
+       {"request_headers", "response_headers", "response_url_list"}) {
+    sql.push_back(absl::StrCat("DELETE FROM ", table,
+                               " WHERE entry_id IN (SELECT id FROM entries "
+                               "WHERE cache_id = ", cache_id, ")"));
+  }
+  sql.push_back(absl::StrCat("DELETE FROM entries WHERE cache_id = ", cache_id));
+  sql.push_back(
+      "DELETE FROM security_info WHERE refcount <= 0 AND id NOT IN (SELECT "
+      "response_security_info_id FROM entries WHERE "
+      "response_security_info_id IS NOT NULL)");
+  return sql;
+}
+
+// One step being written: its statements and parameters.
+struct StepWriter {
+  Parameters p;
+  std::vector<std::string> sql;
+  int64_t entries = 0;
+  PlanStep Take() {
+    PlanStep step{absl::StrCat(absl::StrJoin(sql, ";\n"), ";\n"), p.Take(),
+                  entries};
+    return step;
+  }
+};
+
+// Writes the statements of a run of entries into `w`: the security info
+// they use (deduplicated the way Gecko does it, by hash and data; each
+// step counts its own references, so that a step that commits alone
+// leaves the refcounts right), then each entry with its headers and URL
+// list. Body ids are assigned here and added to plan->bodies.
+absl::Status WriteEntries(const Bundle& bundle, const LiveDatabase& live,
+                          const std::vector<const BundleEntry*>& entries,
+                          const std::string& cache_id, StepWriter& w,
+                          InjectionPlan* plan) {
+  Parameters& p = w.p;
+  std::map<int64_t, int64_t> security_uses;
+  for (const BundleEntry* e : entries) {
+    if (std::optional<int64_t> id =
+            e->entry.Integer("response_security_info_id")) {
+      security_uses[*id]++;
+    }
+  }
+  std::map<int64_t, std::string> security_id_sql;
+  for (const auto& [id, uses] : security_uses) {
+    const SecurityInfo& info = bundle.security_info().at(id);
+    std::string match = absl::StrCat("hash = ", p.Blob(GeckoHash(info.data)),
+                                     " AND data = ", p.Blob(info.data));
+    w.sql.push_back(absl::StrCat(
+        "INSERT INTO security_info (hash, data, refcount) SELECT ",
+        p.Blob(GeckoHash(info.data)), ", ", p.Blob(info.data),
+        ", 0 WHERE NOT EXISTS (SELECT 1 FROM security_info WHERE ", match,
+        ")"));
+    security_id_sql[id] =
+        absl::StrCat("(SELECT min(id) FROM security_info WHERE ", match, ")");
+    w.sql.push_back(absl::StrCat(
+        "UPDATE security_info SET refcount = refcount + ", uses,
+        " WHERE id = ", security_id_sql[id]));
+  }
+
+  const std::vector<ColumnInfo>& live_columns = *live.schema.Columns("entries");
+  for (const BundleEntry* e : entries) {
+    EntryContext c{e, std::nullopt, std::nullopt, "NULL", cache_id};
+    for (bool request : {true, false}) {
+      const std::optional<BodyPart>& part =
+          request ? e->request_body : e->response_body;
+      if (!part) continue;
+      std::optional<std::string> id = NewBodyId();
+      if (!id) return absl::InternalError("no randomness for new body ids");
+      StagedBody staged{part->part, *id, *MorguePathOfBodyId(*id),
+                        part->size};
+      plan->bodies.push_back(staged);
+      (request ? c.request_body : c.response_body) = staged;
+    }
+    if (std::optional<int64_t> id =
+            e->entry.Integer("response_security_info_id")) {
+      c.security_id_sql = security_id_sql[*id];
+    }
+    std::vector<std::string> names, values;
+    for (const ColumnInfo& column : live_columns) {
+      if (column.name == "id") continue;  // Gecko's rowid: max + 1
+      std::optional<std::string> value = ColumnSql(column.name, c, p);
+      for (const NewerColumn& newer : kNewerColumns) {
+        if (!value && column.name == newer.name) {
+          value = std::to_string(newer.value);
+        }
+      }
+      if (!value && column.not_null && !column.has_default) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "the live schema (version ", live.schema.user_version,
+            ") needs entries.", column.name, ", which the bundle (schema ",
+            bundle.meta().schema_version, ") does not have"));
+      }
+      if (!value) continue;
+      names.push_back(column.name);
+      values.push_back(*value);
+    }
+    w.sql.push_back(absl::StrCat("INSERT INTO entries (",
+                                 absl::StrJoin(names, ", "), ") VALUES (",
+                                 absl::StrJoin(values, ", "), ")"));
+    ++w.entries;
+    // The entry just inserted has the largest id: Gecko's entries.id is a
+    // plain rowid, and the transaction is the database's only writer.
+    const std::string entry_id = "(SELECT max(id) FROM entries)";
+    for (bool request : {true, false}) {
+      const std::vector<Header>& headers =
+          request ? e->entry.request_headers : e->entry.response_headers;
+      if (headers.empty()) continue;
+      std::vector<std::string> rows;
+      rows.reserve(headers.size());
+      for (const Header& h : headers) {
+        rows.push_back(absl::StrCat("(", p.Text(h.name), ", ", p.Text(h.value),
+                                    ", ", entry_id, ")"));
+      }
+      w.sql.push_back(absl::StrCat(
+          "INSERT INTO ", request ? "request_headers" : "response_headers",
+          " (name, value, entry_id) VALUES ", absl::StrJoin(rows, ", ")));
+    }
+    if (!e->entry.response_url_list.empty()) {
+      std::vector<std::string> rows;
+      for (const std::string& url : e->entry.response_url_list) {
+        rows.push_back(absl::StrCat("(", p.Text(url), ", ", entry_id, ")"));
+      }
+      w.sql.push_back(absl::StrCat(
+          "INSERT INTO response_url_list (url, entry_id) VALUES ",
+          absl::StrJoin(rows, ", ")));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<InjectionPlan> PlanInjection(const Bundle& bundle,
@@ -182,81 +332,6 @@ absl::StatusOr<InjectionPlan> PlanInjection(const Bundle& bundle,
       plan.orphaned_bodies = bodies->second;
     }
   }
-
-  Parameters p;
-  std::vector<std::string> sql;
-  std::string ns = std::to_string(plan.namespace_id);
-  std::string storage_match =
-      absl::StrCat("namespace = ", ns, " AND key = ", p.Blob(*key));
-  std::string cache_id =
-      absl::StrCat("(SELECT cache_id FROM storage WHERE ", storage_match, ")");
-
-  if (options.overwrite) {
-    // Written to work whether or not the cache exists when it runs: the
-    // live state may have moved since the snapshot the plan was made from.
-    sql.push_back(absl::StrCat(
-        "UPDATE security_info SET refcount = refcount - (SELECT count(*) "
-        "FROM entries e WHERE e.response_security_info_id = security_info.id "
-        "AND e.cache_id = ", cache_id, ") WHERE id IN (SELECT "
-        "response_security_info_id FROM entries WHERE cache_id = ", cache_id,
-        ")"));
-    // Headers and URL lists would go with their entries by ON DELETE
-    // CASCADE, but only on a connection with foreign_keys on: delete them
-    // explicitly. usage_info follows through entries_delete_trigger.
-    for (const char* table :
-         {"request_headers", "response_headers", "response_url_list"}) {
-      sql.push_back(absl::StrCat("DELETE FROM ", table,
-                                 " WHERE entry_id IN (SELECT id FROM entries "
-                                 "WHERE cache_id = ", cache_id, ")"));
-    }
-    sql.push_back(
-        absl::StrCat("DELETE FROM entries WHERE cache_id = ", cache_id));
-    sql.push_back(
-        "DELETE FROM security_info WHERE refcount <= 0 AND id NOT IN (SELECT "
-        "response_security_info_id FROM entries WHERE "
-        "response_security_info_id IS NOT NULL)");
-    std::string absent =
-        absl::StrCat("NOT EXISTS (SELECT 1 FROM storage WHERE ",
-                     storage_match, ")");
-    sql.push_back(
-        absl::StrCat("INSERT INTO caches (id) SELECT NULL WHERE ", absent));
-    sql.push_back(absl::StrCat(
-        "INSERT INTO storage (namespace, key, cache_id) SELECT ", ns, ", ",
-        p.Blob(*key), ", last_insert_rowid() WHERE ", absent));
-  } else {
-    // A cache of that name made since the snapshot fails the storage
-    // insert (its primary key), and with it the whole transaction.
-    sql.push_back("INSERT INTO caches DEFAULT VALUES");
-    sql.push_back(absl::StrCat(
-        "INSERT INTO storage (namespace, key, cache_id) VALUES (", ns, ", ",
-        p.Blob(*key), ", last_insert_rowid())"));
-  }
-
-  // Security info, deduplicated the way Gecko does it: by hash and data.
-  std::map<int64_t, int64_t> security_uses;
-  for (const BundleEntry& e : bundle.entries()) {
-    if (std::optional<int64_t> id =
-            e.entry.Integer("response_security_info_id")) {
-      security_uses[*id]++;
-    }
-  }
-  std::map<int64_t, std::string> security_id_sql;
-  for (const auto& [id, uses] : security_uses) {
-    const SecurityInfo& info = bundle.security_info().at(id);
-    std::string match = absl::StrCat("hash = ", p.Blob(GeckoHash(info.data)),
-                                     " AND data = ", p.Blob(info.data));
-    sql.push_back(absl::StrCat(
-        "INSERT INTO security_info (hash, data, refcount) SELECT ",
-        p.Blob(GeckoHash(info.data)), ", ", p.Blob(info.data),
-        ", 0 WHERE NOT EXISTS (SELECT 1 FROM security_info WHERE ", match,
-        ")"));
-    security_id_sql[id] =
-        absl::StrCat("(SELECT min(id) FROM security_info WHERE ", match, ")");
-    sql.push_back(absl::StrCat("UPDATE security_info SET refcount = refcount + ",
-                               uses, " WHERE id = ", security_id_sql[id]));
-  }
-
-  const std::vector<ColumnInfo>& live_columns = *live.schema.Columns("entries");
   std::set<std::string> dropped;
   for (const BundleEntry& e : bundle.entries()) {
     for (const auto& [column, value] : e.entry.columns) {
@@ -264,76 +339,78 @@ absl::StatusOr<InjectionPlan> PlanInjection(const Bundle& bundle,
     }
   }
   plan.dropped_columns.assign(dropped.begin(), dropped.end());
+  const std::string ns = std::to_string(plan.namespace_id);
 
+  if (options.overwrite) {
+    // One step, written to work whether or not the cache exists when it
+    // runs: the live state may have moved since the snapshot the plan was
+    // made from.
+    StepWriter w;
+    const std::string storage_match =
+        absl::StrCat("namespace = ", ns, " AND key = ", w.p.Blob(*key));
+    const std::string cache_id = absl::StrCat(
+        "(SELECT cache_id FROM storage WHERE ", storage_match, ")");
+    w.sql = DeleteEntriesSql(cache_id);
+    const std::string absent = absl::StrCat(
+        "NOT EXISTS (SELECT 1 FROM storage WHERE ", storage_match, ")");
+    w.sql.push_back(
+        absl::StrCat("INSERT INTO caches (id) SELECT NULL WHERE ", absent));
+    w.sql.push_back(absl::StrCat(
+        "INSERT INTO storage (namespace, key, cache_id) SELECT ", ns, ", ",
+        w.p.Blob(*key), ", last_insert_rowid() WHERE ", absent));
+    std::vector<const BundleEntry*> all;
+    for (const BundleEntry& e : bundle.entries()) all.push_back(&e);
+    if (auto s = WriteEntries(bundle, live, all, cache_id, w, &plan);
+        !s.ok()) {
+      return s;
+    }
+    plan.steps.push_back(w.Take());
+    return plan;
+  }
+
+  plan.fills_new_cache = true;
+  plan.steps.push_back({"INSERT INTO caches DEFAULT VALUES;\n", {}, 0});
+  const std::string cache_id =
+      absl::StrCat("CAST(", kCacheIdParameter, " AS INTEGER)");
+  std::vector<const BundleEntry*> run;
+  int64_t rows = 0;
+  auto flush = [&]() -> absl::Status {
+    if (run.empty()) return absl::OkStatus();
+    StepWriter w;
+    if (auto s = WriteEntries(bundle, live, run, cache_id, w, &plan);
+        !s.ok()) {
+      return s;
+    }
+    plan.steps.push_back(w.Take());
+    run.clear();
+    rows = 0;
+    return absl::OkStatus();
+  };
   for (const BundleEntry& e : bundle.entries()) {
-    EntryContext c{&e, std::nullopt, std::nullopt, "NULL", cache_id};
-    for (bool request : {true, false}) {
-      const std::optional<BodyPart>& part =
-          request ? e.request_body : e.response_body;
-      if (!part) continue;
-      std::optional<std::string> id = NewBodyId();
-      if (!id) return absl::InternalError("no randomness for new body ids");
-      StagedBody staged{part->part, *id, *MorguePathOfBodyId(*id),
-                        part->size};
-      plan.bodies.push_back(staged);
-      (request ? c.request_body : c.response_body) = staged;
-    }
-    if (std::optional<int64_t> id =
-            e.entry.Integer("response_security_info_id")) {
-      c.security_id_sql = security_id_sql[*id];
-    }
-    std::vector<std::string> names, values;
-    for (const ColumnInfo& column : live_columns) {
-      if (column.name == "id") continue;  // Gecko's rowid: max + 1
-      std::optional<std::string> value = ColumnSql(column.name, c, p);
-      for (const NewerColumn& newer : kNewerColumns) {
-        if (!value && column.name == newer.name) {
-          value = std::to_string(newer.value);
-        }
-      }
-      if (!value && column.not_null && !column.has_default) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "the live schema (version ", live.schema.user_version,
-            ") needs entries.", column.name, ", which the bundle (schema ",
-            bundle.meta().schema_version, ") does not have"));
-      }
-      if (!value) continue;
-      names.push_back(column.name);
-      values.push_back(*value);
-    }
-    sql.push_back(absl::StrCat("INSERT INTO entries (",
-                               absl::StrJoin(names, ", "), ") VALUES (",
-                               absl::StrJoin(values, ", "), ")"));
-    // The entry just inserted has the largest id: Gecko's entries.id is a
-    // plain rowid, and the transaction is the database's only writer.
-    const std::string entry_id = "(SELECT max(id) FROM entries)";
-    for (bool request : {true, false}) {
-      const std::vector<Header>& headers =
-          request ? e.entry.request_headers : e.entry.response_headers;
-      if (headers.empty()) continue;
-      std::vector<std::string> rows;
-      rows.reserve(headers.size());
-      for (const Header& h : headers) {
-        rows.push_back(absl::StrCat("(", p.Text(h.name), ", ", p.Text(h.value),
-                                    ", ", entry_id, ")"));
-      }
-      sql.push_back(absl::StrCat(
-          "INSERT INTO ", request ? "request_headers" : "response_headers",
-          " (name, value, entry_id) VALUES ", absl::StrJoin(rows, ", ")));
-    }
-    if (!e.entry.response_url_list.empty()) {
-      std::vector<std::string> rows;
-      for (const std::string& url : e.entry.response_url_list) {
-        rows.push_back(absl::StrCat("(", p.Text(url), ", ", entry_id, ")"));
-      }
-      sql.push_back(absl::StrCat(
-          "INSERT INTO response_url_list (url, entry_id) VALUES ",
-          absl::StrJoin(rows, ", ")));
+    run.push_back(&e);
+    rows += RowsOf(e);
+    if (rows >= options.rows_per_step) {
+      if (auto s = flush(); !s.ok()) return s;
     }
   }
-  plan.sql = absl::StrCat(absl::StrJoin(sql, ";\n"), ";\n");
-  plan.blobs = p.Take();
+  if (auto s = flush(); !s.ok()) return s;
+  // Published: a cache of that name made since the snapshot fails this
+  // step (the storage primary key), and the fill is deleted.
+  StepWriter publish;
+  publish.sql.push_back(absl::StrCat(
+      "INSERT INTO storage (namespace, key, cache_id) VALUES (", ns, ", ",
+      publish.p.Blob(*key), ", ", cache_id, ")"));
+  plan.steps.push_back(publish.Take());
   return plan;
+}
+
+std::string DeleteUnpublishedCacheSql(int64_t cache_id) {
+  const std::string unpublished = absl::StrCat(
+      "(SELECT id FROM caches WHERE id = ", cache_id,
+      " AND id NOT IN (SELECT cache_id FROM storage))");
+  std::vector<std::string> sql = DeleteEntriesSql(unpublished);
+  sql.push_back(absl::StrCat("DELETE FROM caches WHERE id = ", unpublished));
+  return absl::StrCat(absl::StrJoin(sql, ";\n"), ";\n");
 }
 
 }  // namespace quiesce::bundle

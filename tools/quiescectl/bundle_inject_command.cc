@@ -1,7 +1,8 @@
 // quiescectl bundle inject: a verified bundle into a live origin. Bodies
-// are staged in morgue/ first, then every row goes in with one injection
-// whose blobs travel in a staged database (inject's params_from_
-// attachment), so a page never sees a row whose body is missing.
+// are staged and moved into morgue/ first, then the rows go in with the
+// plan's injections (inject_steps.h), whose blobs travel in staged
+// databases (inject's params_from_attachment), so a page never sees a row
+// whose body is missing, nor a part of the bundle.
 #include <chrono>
 #include <cstdlib>
 #include <thread>
@@ -16,7 +17,7 @@
 #include "exit_codes.h"
 #include "flap.h"
 #include "web_origin.h"
-#include "staged_params.h"
+#include "inject_steps.h"
 #include "terminal_progress.h"
 #include "bundle_point.h"
 #include "bundle_staging.h"
@@ -50,25 +51,19 @@ bool HostCall(control::Client& client, const std::string& op,
 
 // Test hook for the crash tests (tests/hostsim/inject_crash_test.cc):
 // QUIESCECTL_TEST_PAUSE=POINT:FILE makes inject create FILE when it reaches
-// POINT (staged, moved, committed) and wait there to be killed (at most a
-// minute, then it goes on).
+// POINT (staged, moved, filling, committed) and wait there to be killed;
+// it goes on when FILE is removed, or after a minute.
 void TestPause(const char* point) {
   const char* spec = std::getenv("QUIESCECTL_TEST_PAUSE");
   if (spec == nullptr) return;
   const std::string s = spec;
   const size_t colon = s.find(':');
   if (colon == std::string::npos || s.substr(0, colon) != point) return;
-  std::ofstream(s.substr(colon + 1)) << point << "\n";
-  for (int i = 0; i < 600; ++i) {
+  const std::string file = s.substr(colon + 1);
+  std::ofstream(file) << point << "\n";
+  for (int i = 0; i < 600 && std::filesystem::exists(file); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-}
-
-bool WriteText(const std::filesystem::path& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-  out.close();
-  return out.good();
 }
 
 int64_t StagedBytes(const bundle::InjectionPlan& plan) {
@@ -123,12 +118,18 @@ int BundleInject(const BundleArgs& args) {
       return ReportFailure(failure);
     }
   }
+  // A dead injection's fill that was never published is deleted first,
+  // so that its bodies are unreferenced when the rows are read.
+  if (recover && !DeleteDeadFills(*live, &failure)) {
+    return ReportFailure(failure);
+  }
   auto image = live->Snapshot(TerminalProgress("snapshot", "pages"), &failure);
   if (!image) return ReportFailure(failure);
   Recovery recovered;
   if (recover) {
     recovered = RecoverStaging(cache_dir, ReferencedBodies(image->db()),
-                               Readers::kMaybe);
+                               Readers::kMaybe,
+                               UnpublishedCaches(image->db()));
   }
   auto target = bundle::ReadLiveDatabase(image->db());
   if (!target.ok()) return ReportStatus(target.status(), live->db_path());
@@ -140,16 +141,9 @@ int BundleInject(const BundleArgs& args) {
   auto plan = bundle::PlanInjection(bndl, *target, options);
   if (!plan.ok()) return ReportStatus(plan.status(), "refused");
 
-  const auto sql_path = live->Scratch("plan.sql");
-  const auto params_path = live->Scratch("params.sqlite");
-  if (!WriteText(sql_path, plan->sql)) {
-    return ReportFailure({kExitFailure, "cannot write " + sql_path.string()});
-  }
-  if (auto s = WriteStagedParams(plan->blobs, params_path); !s.ok()) {
-    return ReportStatus(s, "staging the parameters");
-  }
-  // 1. Bodies staged outside the origin's storage; the manifest before any
-  // of them moves.
+  auto steps = InjectSteps::Write(*live, *plan, &failure);
+  if (!steps) return ReportFailure(failure);
+  // 1. Bodies staged outside the origin's storage.
   fs::path staging;
   if (!MakePrivateDir(StagingRoot(cache_dir), "inject-", &staging,
                       &failure)) {
@@ -163,15 +157,22 @@ int BundleInject(const BundleArgs& args) {
       if (!keep) fs::remove_all(dir, ec);
     }
   } staging_guard{staging};
-  // The recovery's hold is released; the injection's own point is held by
-  // the host, which waits for nothing of this process.
+  // The recovery's hold is released; the injection's own points are held
+  // by the host, which waits for nothing of this process.
   YieldCpuToTheHost();
   Note("staging " + std::to_string(plan->bodies.size()) + " bodies (" +
        HumanBytes(StagedBytes(*plan)) + ") in " + staging.string());
   if (auto s = bundle::StageBodies(bndl, *plan, staging); !s.ok()) {
     return ReportStatus(s, "staging the bodies");
   }
-  StagingManifest manifest{cache_dir.string(), {}, {}};
+  // 2. A new cache's row first, so that the manifest can name it: until
+  // the last step publishes it, it is an orphaned cache that no page sees
+  // (and that Gecko itself deletes after an unclean shutdown).
+  size_t next_step = 0;
+  if (plan->fills_new_cache) {
+    if (!steps->Run(next_step++, &failure)) return ReportFailure(failure);
+  }
+  StagingManifest manifest{cache_dir.string(), steps->cache_id(), {}, {}};
   for (const bundle::StagedBody& b : plan->bodies) {
     manifest.body_ids.push_back(b.body_id);
   }
@@ -183,19 +184,34 @@ int BundleInject(const BundleArgs& args) {
     const std::string id = fs::path(path).stem().string();
     if (IsBodyId(id)) manifest.replaced_ids.push_back(id);
   }
+  // What a failure the host answered undoes: the fill's rows, then the
+  // bodies they named. If the rows cannot be deleted, the bodies stay
+  // listed for the next command's recovery.
+  size_t moved = 0;
+  auto undo = [&](Failure f) {
+    Failure ignored;
+    if (!steps->DeleteFill(&ignored)) {
+      staging_guard.keep = true;
+      f.message += " (the rows filled so far stay until the next `bundle "
+                   "inject` of " + origin->origin + " removes them)";
+      return ReportFailure(f);
+    }
+    for (size_t i = 0; i < moved; ++i) {
+      std::error_code ec;
+      fs::remove(cache_dir / plan->bodies[i].morgue_path, ec);
+    }
+    return ReportFailure(f);
+  };
   if (!WriteStagingManifest(staging, manifest, &failure)) {
-    return ReportFailure(failure);
+    return undo(failure);
   }
   TestPause("staged");
-  // 2. The bodies move into morgue/ just before the point, not inside it:
-  // renames cost ~0.2 ms each here (2,000 bodies held a page's writes for
-  // ~400 ms), and inside the point they buy nothing. Gecko looks
+  // 3. The bodies move into morgue/ before any row names them, outside
+  // any point: renames cost ~0.2 ms each here (2,000 bodies held a page's
+  // writes for ~400 ms), and inside a point they buy nothing. Gecko looks
   // for unreferenced bodies only when it opens an origin after an unclean
   // shutdown (docs/gecko.md), so live they are files it never reads until
-  // the rows commit, and a crash between the renames and the commit leaves
-  // the same listed orphans for `bundle recover` wherever the renames ran.
-  size_t moved = 0;
-  std::string move_error;
+  // the rows commit, and what a crash leaves is listed in the manifest.
   std::set<std::string> made;
   for (const bundle::StagedBody& b : plan->bodies) {
     const fs::path dst = cache_dir / b.morgue_path;
@@ -204,57 +220,48 @@ int BundleInject(const BundleArgs& args) {
       fs::create_directories(dst.parent_path(), ignored);
     }
     if (rename((staging / b.morgue_path).c_str(), dst.c_str()) != 0) {
-      move_error = "cannot move a staged body to " + dst.string() + ": " +
-                   std::strerror(errno);
-      break;
+      return undo({kExitFailure, "cannot move a staged body to " +
+                                     dst.string() + ": " +
+                                     std::strerror(errno)});
     }
     ++moved;
   }
-  auto unmove = [&] {
-    for (size_t i = 0; i < moved; ++i) {
-      std::error_code ignored;
-      fs::remove(cache_dir / plan->bodies[i].morgue_path, ignored);
-    }
-  };
-  if (!move_error.empty()) {
-    unmove();
-    return ReportFailure({kExitFailure, move_error});
-  }
   TestPause("moved");
-  // 3. One injection at its own quiescent point: the host prepares its
-  // statements first and closes the gate only to run them, so the page's
-  // transactions wait for the rows alone (gate_closed_ms). Inside a hold
-  // they would also wait for the request's parsing and preparation (~300
-  // ms of 350 for 2,000 rows, measured).
-  InjectFiles files;
-  files.sql_path = sql_path.string();
-  files.attach = std::make_pair(std::string("staged"), params_path.string());
-  files.params_from_attachment = true;
-  control::json result;
-  const bool injected =
-      InjectFromFiles(client, live->db_path(), files, &result, &failure);
-  if (!injected && failure.exit_code == kExitUnreachable) {
-    // The host went away: whether the rows committed cannot be seen. The
-    // manifest stays for the next command to check against the rows.
-    staging_guard.keep = true;
-    failure.message +=
-        " (whether the injection committed cannot be seen: the next "
-        "`quiescectl bundle inject` or `bundle pack` of " + origin->origin +
-        ", or `quiescectl bundle recover --profile DIR` with the browser "
-        "stopped, removes the staged bodies no row references)";
-    return ReportFailure(failure);
+  // 4. The rows, a step at a time, each at its own quiescent point: the
+  // host prepares a step's statements before it closes the gate, so the
+  // page waits only while that step's rows go in.
+  const auto progress = TerminalProgress("inject", "transactions");
+  for (; next_step < steps->size(); ++next_step) {
+    if (progress) progress(next_step, steps->size());
+    if (!steps->Run(next_step, &failure)) {
+      if (failure.exit_code == kExitUnreachable) {
+        // The host went away: whether the step committed cannot be seen.
+        // The manifest stays for the next command to check against the
+        // rows.
+        staging_guard.keep = true;
+        failure.message +=
+            " (whether the injection committed cannot be seen: the next "
+            "`quiescectl bundle inject` or `bundle pack` of " +
+            origin->origin + ", or `quiescectl bundle recover --profile "
+            "DIR` with the browser stopped, removes what it left)";
+        return ReportFailure(failure);
+      }
+      if (plan->fills_new_cache && next_step + 1 == steps->size()) {
+        failure.message =
+            "the cache \"" + plan->cache_name + "\" could not be published (" +
+            failure.message + "); if the page made a cache of that name "
+            "meanwhile, inject again with --rename or --overwrite";
+      }
+      return undo(failure);
+    }
+    if (next_step == 1 && plan->fills_new_cache) TestPause("filling");
   }
-  if (!injected) {
-    // The host answered: an injection that failed applied nothing, so its
-    // bodies go.
-    unmove();
-    return ReportFailure(failure);
-  }
+  if (progress) progress(steps->size(), steps->size());
   // The manifest stays while replaced bodies wait for a time with no
   // reader.
   staging_guard.keep = !manifest.replaced_ids.empty();
   TestPause("committed");
-  const double held_ms = result.value("gate_closed_ms", 0.0);
+  const double held_ms = steps->longest_gate_ms();
   if (args.json) {
     PrintJson({{"file", file},
                {"origin", origin->origin},
@@ -264,10 +271,11 @@ int BundleInject(const BundleArgs& args) {
                {"body_bytes", StagedBytes(*plan)},
                {"dropped_columns", plan->dropped_columns},
                {"orphaned_bodies", plan->orphaned_bodies.size()},
-               {"changes", result.value("changes", 0ll)},
-               {"generation", result.value("generation", 0ull)},
-               {"gate_closed_ms", result.value("gate_closed_ms", 0.0)},
-               {"drain_ms", result.value("drain_ms", 0.0)},
+               {"changes", steps->changes()},
+               {"generation", steps->generation()},
+               {"transactions", steps->transactions()},
+               {"gate_closed_ms", steps->total_gate_ms()},
+               {"drain_ms", steps->longest_drain_ms()},
                {"held_ms", held_ms},
                // Not in Gecko's quota usage until the browser restarts
                // (docs/gecko.md, "Injected bodies and the quota usage").
@@ -281,12 +289,12 @@ int BundleInject(const BundleArgs& args) {
   std::printf(
       "injected %lld entries into cache \"%s\" of %s (%zu bodies, %s); "
       "generation %llu; the page's transactions held back at most %.1f ms "
-      "(the rows injected in one point)\n",
+      "(%d transactions, %.1f ms in all)\n",
       static_cast<long long>(plan->entry_count), plan->cache_name.c_str(),
       origin->origin.c_str(), plan->bodies.size(),
       HumanBytes(StagedBytes(*plan)).c_str(),
-      static_cast<unsigned long long>(result.value("generation", 0ull)),
-      held_ms);
+      static_cast<unsigned long long>(steps->generation()), held_ms,
+      steps->transactions(), steps->total_gate_ms());
   std::printf(
       "  Gecko counts these bodies in the origin's quota only from the "
       "browser's next start:\n  should the page delete them before, its "

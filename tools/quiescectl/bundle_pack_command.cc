@@ -50,8 +50,10 @@ int BundlePack(const BundleArgs& args) {
   // An injection into this origin that died left staged bodies: the rows
   // at the point (after the gate was the dead one's) say which to keep.
   if (point->held() && NeedsRecovery(live->cache_dir())) {
+    // A pack writes no rows: a dead injection's unpublished fill waits
+    // for the next inject.
     RecoverStaging(live->cache_dir(), ReferencedBodies(point->image().db()),
-                   Readers::kMaybe);
+                   Readers::kMaybe, UnpublishedCaches(point->image().db()));
   }
   // The point is released: from here on the host waits for nothing of
   // this process.

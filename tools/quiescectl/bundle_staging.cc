@@ -10,6 +10,7 @@
 
 #include "bundle_command_parts.h"
 #include "bundle_point.h"
+#include "cache_bundle.h"
 #include "exit_codes.h"
 #include "gecko_names.h"
 #include "inject_staging.h"
@@ -59,6 +60,30 @@ bool WriteStagingManifest(const fs::path& dir,
   return true;
 }
 
+bool DeleteDeadFills(LiveOrigin& live, Failure* failure) {
+  for (const int64_t id : DeadFills(live.cache_dir())) {
+    InjectFiles files;
+    files.sql_path = live.Scratch("delete-dead-fill.sql").string();
+    {
+      std::ofstream out(files.sql_path, std::ios::binary | std::ios::trunc);
+      out << bundle::DeleteUnpublishedCacheSql(id);
+      out.close();
+      if (!out.good()) {
+        *failure = {kExitFailure, "cannot write " + files.sql_path};
+        return false;
+      }
+    }
+    control::json result;
+    if (!InjectFromFiles(live.client(), live.db_path(), files, &result,
+                         failure)) {
+      failure->message = "removing what a dead injection left: " +
+                         failure->message;
+      return false;
+    }
+  }
+  return true;
+}
+
 std::set<std::string> ReferencedBodies(sqlite3* image) {
   std::set<std::string> out;
   static const char kSql[] =
@@ -73,6 +98,21 @@ std::set<std::string> ReferencedBodies(sqlite3* image) {
       if (bundle::IsBodyId(reinterpret_cast<const char*>(t))) {
         out.emplace(reinterpret_cast<const char*>(t));
       }
+    }
+  }
+  sqlite3_finalize(st);
+  return out;
+}
+
+std::set<int64_t> UnpublishedCaches(sqlite3* image) {
+  std::set<int64_t> out;
+  sqlite3_stmt* st = nullptr;
+  if (sqlite3_prepare_v2(image,
+                         "SELECT id FROM caches WHERE id NOT IN "
+                         "(SELECT cache_id FROM storage)",
+                         -1, &st, nullptr) == SQLITE_OK) {
+    while (sqlite3_step(st) == SQLITE_ROW) {
+      out.insert(sqlite3_column_int64(st, 0));
     }
   }
   sqlite3_finalize(st);
@@ -115,11 +155,17 @@ int BundleRecover(const BundleArgs& args) {
       const fs::path db_path = cache_dir / "caches.sqlite";
       int rc = sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READWRITE,
                                nullptr);
+      // Unpublished fills are deleted first, so that their bodies are
+      // unreferenced when the rows are read.
+      std::string sql =
+          "PRAGMA locking_mode=EXCLUSIVE; BEGIN IMMEDIATE; "
+          "SELECT count(*) FROM entries;";
+      for (const int64_t id : DeadFills(cache_dir)) {
+        sql += bundle::DeleteUnpublishedCacheSql(id);
+      }
+      sql += "COMMIT";
       if (rc == SQLITE_OK) {
-        rc = sqlite3_exec(db,
-                          "PRAGMA locking_mode=EXCLUSIVE; BEGIN IMMEDIATE; "
-                          "SELECT count(*) FROM entries; ROLLBACK",
-                          nullptr, nullptr, nullptr);
+        rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr);
       }
       if (rc != SQLITE_OK) {
         const std::string why = db ? sqlite3_errmsg(db) : "out of memory";
@@ -132,8 +178,10 @@ int BundleRecover(const BundleArgs& args) {
                                     : "")});
       }
       referenced = ReferencedBodies(db);
+      const std::set<int64_t> unpublished = UnpublishedCaches(db);
       sqlite3_close(db);
-      const Recovery r = RecoverStaging(cache_dir, referenced, Readers::kNone);
+      const Recovery r =
+          RecoverStaging(cache_dir, referenced, Readers::kNone, unpublished);
       total.directories += r.directories;
       total.bodies_removed += r.bodies_removed;
       total.bodies_kept += r.bodies_kept;

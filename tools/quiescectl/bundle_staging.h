@@ -52,8 +52,16 @@ namespace quiesce::ctl {
 bool WriteStagingManifest(const std::filesystem::path& dir,
                           const StagingManifest& manifest, Failure* failure);
 
+// Deletes the rows of every unpublished fill that a dead injection into
+// the live origin left (one injection each; a published one is left as it
+// is). False with *failure if the host refused or went away.
+bool DeleteDeadFills(LiveOrigin& live, Failure* failure);
+
 // The body ids that rows of the image reference.
 std::set<std::string> ReferencedBodies(sqlite3* image);
+
+// The ids of the image's caches that no storage row names.
+std::set<int64_t> UnpublishedCaches(sqlite3* image);
 
 }  // namespace quiesce::ctl
 
