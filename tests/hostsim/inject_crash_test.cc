@@ -1,19 +1,24 @@
-// kill -9 of the Gecko-like host at three points of `bundle inject` (issue
+// kill -9 of the Gecko-like host at four points of `bundle inject` (issue
 // #14: a crash after the bodies were staged into morgue/ and before the
 // rows committed left hundreds of unreferenced bodies there, which broke
-// Gecko's next session). At each point the host is killed; then either
-// `bundle recover` runs with the host down (as a user might before
-// restarting the browser), or nothing does and the host simply restarts
-// (the shim cleans up at its open of caches.sqlite, before Gecko's own
-// orphan cleanup would run). Either way the profile must then hold all or
-// none of the bundle, no staging directory, and no body of any injection
-// that no row references; the next point is tried on the same profile,
-// so orphans cannot pile up across crashes.
+// Gecko's next session): staged, moved into morgue/, part of a new cache
+// filled but not published, committed. At each point the host is killed;
+// then either `bundle recover` runs with the host down (as a user might
+// before restarting the browser), or nothing does and the host simply
+// restarts (the shim cleans up at its open of caches.sqlite, before the
+// host's own cleanup after an unclean shutdown runs, which here does what
+// Gecko's does: deletes orphaned caches, then unreferenced bodies, the
+// latter being what wraps Gecko's quota usage). Either way the profile
+// must then hold all or none of the bundle and no body of any injection
+// that no row references, the host's cleanup must have found none of
+// ours unreferenced, and the next point is tried on the same profile, so
+// orphans cannot pile up across crashes.
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <set>
 #include <string>
 #include <thread>
@@ -66,8 +71,8 @@ bool WaitForFile(const std::string& path) {
   return false;
 }
 
-// Body ids listed by the staging manifests under the profile: the lines
-// after the header and the cache directory (vfs/inject_staging.h).
+// Body ids listed by the staging manifests under the profile as the
+// injections' own (vfs/inject_staging.h).
 std::set<std::string> ManifestBodyIds(const fs::path& profile) {
   std::set<std::string> ids;
   std::error_code ec;
@@ -75,8 +80,8 @@ std::set<std::string> ManifestBodyIds(const fs::path& profile) {
        !ec && it != end; it.increment(ec)) {
     std::ifstream in(it->path() / "manifest");
     std::string line;
-    for (int n = 1; std::getline(in, line); ++n) {
-      if (n > 2) ids.insert(line);
+    while (std::getline(in, line)) {
+      if (bundle::IsBodyId(line)) ids.insert(line);
     }
   }
   return ids;
@@ -155,6 +160,20 @@ struct CrashHost {
     return WaitForCacheDb(ctl, socket, committed);
   }
   void Kill() { process->Kill(); }
+  // Packs the host's own cache into `bundle`: the exit code of the first
+  // pack that found it (exit 4, no such cache, until the host's first put).
+  int PackOwnCache(const std::string& bundle) const {
+    int packed = 4;
+    for (int i = 0; i < 100 && packed == 4; ++i) {
+      if (i > 0) std::this_thread::sleep_for(50ms);
+      packed = RunProgram({ctl, "--socket", socket, "bundle", "pack",
+                           "--force", "--origin", kOrigin, "--cache",
+                           "hostsim-v1", "-o", bundle},
+                          30s)
+                   .exit_code;
+    }
+    return packed;
+  }
 
   const std::string hostsim = ProgramFromEnv("HOSTSIM");
   const std::string ctl = ProgramFromEnv("QUIESCECTL");
@@ -178,13 +197,9 @@ void KillAtEachPoint(CleanUp clean_up) {
   ASSERT_FALSE(db_path.empty());
   // The bundle: the host's own cache, packed while it writes.
   const std::string bundle = dir.File("b.zip");
-  const Finished pack = RunProgram(
-      {ctl, "--socket", socket, "bundle", "pack", "--origin", kOrigin,
-       "--cache", "hostsim-v1", "-o", bundle},
-      30s);
-  ASSERT_EQ(pack.exit_code, 0);
+  ASSERT_EQ(host.PackOwnCache(bundle), 0);
 
-  const char* points[] = {"staged", "moved", "committed"};
+  const char* points[] = {"staged", "moved", "filling", "committed"};
   std::set<std::string> all_staged;
   for (const char* point : points) {
     SCOPED_TRACE(point);
@@ -210,11 +225,25 @@ void KillAtEachPoint(CleanUp clean_up) {
           30s);
       ASSERT_EQ(recover.exit_code, 0) << recover.out;
     }
+    const bool filling = std::string(point) == "filling";
     if (clean_up == CleanUp::kHostRestart) {
       // The restart's open of caches.sqlite is what cleans up; the disk is
       // then read with the host down again, as after the recover.
       ASSERT_FALSE(host.Start(true).empty()) << "no restart";
       host.Kill();
+      std::ifstream in(dir.File("host.out"));
+      const std::string out((std::istreambuf_iterator<char>(in)),
+                            std::istreambuf_iterator<char>());
+      for (const std::string& id : all_staged) {
+        EXPECT_EQ(out.find("unreferenced body " + id), std::string::npos)
+            << "the host's unclean start met our orphan " << id;
+      }
+      if (filling) {
+        // The unpublished fill is an orphaned cache: the host's cleanup
+        // deleted it, bodies and all.
+        EXPECT_NE(out.find(": 1 orphaned caches deleted"), std::string::npos)
+            << out;
+      }
     }
     const DiskState disk = ReadDisk(db_path, cache);
     const bool committed = std::string(point) == "committed";
@@ -232,8 +261,14 @@ void KillAtEachPoint(CleanUp clean_up) {
           << body << (disk.referenced.count(id) ? " missing" : " orphaned");
     }
     std::error_code ec;
-    EXPECT_TRUE(fs::is_empty(profile / "quiesce-staging", ec))
-        << "staging directories left";
+    if (filling && clean_up == CleanUp::kHostRestart) {
+      // The shim writes no rows: the fill's directory waits for the next
+      // bundle inject (the next point's), which finds its rows gone.
+      EXPECT_FALSE(fs::is_empty(profile / "quiesce-staging", ec));
+    } else {
+      EXPECT_TRUE(fs::is_empty(profile / "quiesce-staging", ec))
+          << "staging directories left";
+    }
 
     ASSERT_FALSE(host.Start().empty()) << "no restart";
   }
@@ -252,17 +287,7 @@ TEST(GeckoHostInjectCrash, ReplacedBodiesGoAtTheNextStartNotBefore) {
   const std::string db_path = host.Start();
   ASSERT_FALSE(db_path.empty());
   const std::string bundle = host.dir.File("b.zip");
-  // Until the host's first put made its cache (exit 4: no such cache).
-  int packed = -1;
-  for (int i = 0; i < 100 && packed != 0; ++i) {
-    packed = RunProgram({ctl, "--socket", socket, "bundle", "pack", "--force",
-                         "--origin", kOrigin, "--cache", "hostsim-v1", "-o",
-                         bundle},
-                        30s)
-                 .exit_code;
-    if (packed == 4) std::this_thread::sleep_for(50ms);
-  }
-  ASSERT_EQ(packed, 0);
+  ASSERT_EQ(host.PackOwnCache(bundle), 0);
   auto inject = [&](bool overwrite) {
     std::vector<std::string> argv = {ctl,      "--socket", socket,  "bundle",
                                      "inject", bundle,     "--rename", "copy"};
@@ -300,6 +325,110 @@ TEST(GeckoHostInjectCrash, ReplacedBodiesGoAtTheNextStartNotBefore) {
   std::error_code ec;
   EXPECT_TRUE(fs::is_empty(host.profile / "quiesce-staging", ec))
       << "staging directories left";
+  host.Kill();
+}
+
+// quiescectl alone killed in the middle of filling a new cache, the host
+// running on: the unpublished fill's rows and bodies stay until the next
+// `bundle inject` of the origin, which deletes them before its own.
+TEST(GeckoHostInjectCrash, AKilledInjectorsFillGoesWithTheNextInject) {
+  CrashHost host;
+  ASSERT_FALSE(host.hostsim.empty() || host.ctl.empty());
+  const std::string db_path = host.Start(true);
+  ASSERT_FALSE(db_path.empty());
+  const std::string bundle = host.dir.File("b.zip");
+  ASSERT_EQ(host.PackOwnCache(bundle), 0);
+  const std::string pause = host.dir.File("paused");
+  setenv("QUIESCECTL_TEST_PAUSE", ("filling:" + pause).c_str(), 1);
+  Background killed({host.ctl, "--socket", host.socket, "bundle", "inject",
+                     bundle, "--rename", "lost"},
+                    host.dir.File("killed.out"));
+  unsetenv("QUIESCECTL_TEST_PAUSE");
+  ASSERT_TRUE(WaitForFile(pause));
+  killed.Kill();
+  const std::set<std::string> staged = ManifestBodyIds(host.profile);
+  ASSERT_FALSE(staged.empty());
+  const DiskState left = ReadDisk(db_path, "lost");
+  EXPECT_EQ(left.copy_entries, -1) << "a page could see the fill";
+  size_t filled = 0;
+  for (const std::string& id : staged) filled += left.referenced.count(id);
+  EXPECT_GT(filled, 0u) << "no rows filled before the kill";
+
+  const Finished next =
+      RunProgram({host.ctl, "--socket", host.socket, "--json", "bundle",
+                  "inject", bundle, "--rename", "found"},
+                 30s);
+  ASSERT_EQ(next.exit_code, 0) << next.out;
+  const DiskState after = ReadDisk(db_path, "found");
+  EXPECT_GT(after.copy_entries, 0);
+  const fs::path cache_dir = fs::path(db_path).parent_path();
+  for (const std::string& id : staged) {
+    EXPECT_EQ(after.referenced.count(id), 0u) << "the fill's rows stayed";
+    EXPECT_FALSE(fs::exists(cache_dir / *bundle::MorguePathOfBodyId(id)))
+        << "the fill's body " << id << " stayed";
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY,
+                            nullptr),
+            SQLITE_OK);
+  sqlite3_busy_timeout(db, 10000);
+  sqlite3_stmt* st = nullptr;
+  sqlite3_prepare_v2(db,
+                     "SELECT count(*) FROM caches WHERE id NOT IN "
+                     "(SELECT cache_id FROM storage)",
+                     -1, &st, nullptr);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int64(st, 0), 0) << "an orphaned cache is left";
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  std::error_code ec;
+  EXPECT_TRUE(fs::is_empty(host.profile / "quiesce-staging", ec));
+  host.Kill();
+}
+
+// The page makes a cache of the injected name while the fill runs: the
+// publish fails on the storage key, and the fill goes (rows and bodies),
+// leaving the page's cache as it made it.
+TEST(GeckoHostInjectCrash, APublishThatLosesTheNameLeavesNothing) {
+  CrashHost host;
+  ASSERT_FALSE(host.hostsim.empty() || host.ctl.empty());
+  const std::string db_path = host.Start(true);
+  ASSERT_FALSE(db_path.empty());
+  const std::string bundle = host.dir.File("b.zip");
+  ASSERT_EQ(host.PackOwnCache(bundle), 0);
+  const std::string pause = host.dir.File("paused");
+  setenv("QUIESCECTL_TEST_PAUSE", ("filling:" + pause).c_str(), 1);
+  Background inject({host.ctl, "--socket", host.socket, "bundle", "inject",
+                     bundle, "--rename", "taken"},
+                    host.dir.File("inject.out"));
+  unsetenv("QUIESCECTL_TEST_PAUSE");
+  ASSERT_TRUE(WaitForFile(pause));
+  const std::set<std::string> staged = ManifestBodyIds(host.profile);
+  ASSERT_FALSE(staged.empty());
+  // The page's cache "taken" (storage keys are UTF-16LE), made through
+  // the host's own gate.
+  const std::string sql = host.dir.File("taken.sql");
+  std::ofstream(sql) << "INSERT INTO caches DEFAULT VALUES;\n"
+                        "INSERT INTO storage (namespace, key, cache_id) "
+                        "VALUES (0, x'740061006B0065006E00', "
+                        "last_insert_rowid());\n";
+  const Finished made =
+      RunProgram({host.ctl, "--socket", host.socket, "inject", db_path, sql},
+                 30s);
+  ASSERT_EQ(made.exit_code, 0) << made.out;
+  fs::remove(pause);  // inject goes on to the publish
+  EXPECT_NE(inject.Wait(60s), 0) << "the publish should have failed";
+
+  const DiskState after = ReadDisk(db_path, "taken");
+  EXPECT_EQ(after.copy_entries, 0) << "the page's cache is not as it made it";
+  const fs::path cache_dir = fs::path(db_path).parent_path();
+  for (const std::string& id : staged) {
+    EXPECT_EQ(after.referenced.count(id), 0u) << "the fill's rows stayed";
+    EXPECT_FALSE(fs::exists(cache_dir / *bundle::MorguePathOfBodyId(id)))
+        << "the fill's body " << id << " stayed";
+  }
+  std::error_code ec;
+  EXPECT_TRUE(fs::is_empty(host.profile / "quiesce-staging", ec));
   host.Kill();
 }
 

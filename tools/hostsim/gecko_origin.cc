@@ -7,7 +7,9 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <cstdio>
 #include <optional>
+#include <set>
 #include <system_error>
 
 #include "cache_schema.h"
@@ -145,7 +147,8 @@ std::unique_ptr<GeckoOrigin> GeckoOrigin::Open(const fs::path& profile,
       new GeckoOrigin(origin, cache_name, cache_dir));
   // Total padding of opaque responses (a big-endian int64); this load has
   // none. The marker says the origin is open: a crash leaves it, and the
-  // next open then cleans up orphaned bodies.
+  // next open then cleans up orphaned caches and bodies.
+  const bool unclean = fs::exists(cache_dir / "context_open.marker", ec);
   if ((!fs::exists(cache_dir / ".padding", ec) &&
        !WriteWhole(cache_dir / ".padding", std::string(8, '\0'), error)) ||
       !WriteWhole(cache_dir / "context_open.marker", "", error)) {
@@ -160,11 +163,89 @@ std::unique_ptr<GeckoOrigin> GeckoOrigin::Open(const fs::path& profile,
   }
   self->statements_ = std::make_unique<StatementCache>(self->db_);
   if (!ConfigureCacheConnection(self->db_, error) ||
-      !CreateOrCheckCacheSchema(self->db_, error) || !self->OpenCache(error)) {
+      !CreateOrCheckCacheSchema(self->db_, error) ||
+      (unclean && !self->CleanUpAfterUncleanShutdown(error)) ||
+      !self->OpenCache(error)) {
     *error = origin + ": " + *error;
     return nullptr;
   }
   return self;
+}
+
+bool GeckoOrigin::CleanUpAfterUncleanShutdown(std::string* error) {
+  static const char kBodies[] =
+      "SELECT request_body_id FROM entries WHERE request_body_id IS NOT NULL "
+      "AND cache_id IN (SELECT id FROM caches WHERE id NOT IN "
+      "(SELECT cache_id FROM storage)) UNION ALL "
+      "SELECT response_body_id FROM entries WHERE response_body_id IS NOT "
+      "NULL AND cache_id IN (SELECT id FROM caches WHERE id NOT IN "
+      "(SELECT cache_id FROM storage))";
+  auto ids = [&](const char* sql, std::set<std::string>* out) {
+    sqlite3_stmt* st = nullptr;
+    if (sqlite3_prepare_v2(db_, sql, -1, &st, nullptr) != SQLITE_OK) {
+      sqlite3_finalize(st);
+      return StatementError("reading body ids", error);
+    }
+    while (sqlite3_step(st) == SQLITE_ROW) {
+      if (const unsigned char* t = sqlite3_column_text(st, 0)) {
+        out->emplace(reinterpret_cast<const char*>(t));
+      }
+    }
+    sqlite3_finalize(st);
+    return true;
+  };
+  std::set<std::string> orphaned_cache_bodies, known;
+  if (!Exec("BEGIN IMMEDIATE", error)) return false;
+  const bool ok =
+      ids(kBodies, &orphaned_cache_bodies) &&
+      Exec("CREATE TEMP TABLE orphaned AS SELECT id FROM caches WHERE id "
+           "NOT IN (SELECT cache_id FROM storage);"
+           "UPDATE security_info SET refcount = refcount - (SELECT count(*) "
+           "FROM entries e WHERE e.response_security_info_id = "
+           "security_info.id AND e.cache_id IN orphaned);"
+           "DELETE FROM security_info WHERE refcount <= 0;"
+           "DELETE FROM request_headers WHERE entry_id IN (SELECT id FROM "
+           "entries WHERE cache_id IN orphaned);"
+           "DELETE FROM response_headers WHERE entry_id IN (SELECT id FROM "
+           "entries WHERE cache_id IN orphaned);"
+           "DELETE FROM response_url_list WHERE entry_id IN (SELECT id FROM "
+           "entries WHERE cache_id IN orphaned);"
+           "DELETE FROM entries WHERE cache_id IN orphaned;"
+           "DELETE FROM caches WHERE id IN orphaned;",
+           error) &&
+      ids("SELECT request_body_id FROM entries WHERE request_body_id IS NOT "
+          "NULL UNION SELECT response_body_id FROM entries WHERE "
+          "response_body_id IS NOT NULL",
+          &known);
+  const int64_t caches = ok ? sqlite3_changes(db_) : 0;
+  if (!ok || !Exec("COMMIT; DROP TABLE temp.orphaned", error)) {
+    Rollback();
+    return false;
+  }
+  std::error_code ec;
+  for (const std::string& id : orphaned_cache_bodies) {
+    fs::remove(cache_dir_ / *bundle::MorguePathOfBodyId(id), ec);
+  }
+  int unreferenced = 0;
+  for (fs::recursive_directory_iterator it(cache_dir_ / "morgue", ec), end;
+       !ec && it != end; it.increment(ec)) {
+    const fs::path& path = it->path();
+    if (path.extension() != ".final" || known.count(path.stem().string())) {
+      continue;
+    }
+    std::error_code ignored;
+    if (fs::remove(path, ignored)) {
+      ++unreferenced;
+      std::printf("hostsim: unclean start removed unreferenced body %s\n",
+                  path.stem().c_str());
+    }
+  }
+  std::printf("hostsim: unclean start of %s: %lld orphaned caches deleted "
+              "(%zu bodies), %d unreferenced bodies removed\n",
+              origin_.c_str(), static_cast<long long>(caches),
+              orphaned_cache_bodies.size(), unreferenced);
+  std::fflush(stdout);
+  return true;
 }
 
 GeckoOrigin::~GeckoOrigin() {

@@ -86,6 +86,13 @@ class GeckoOrigin {
   GeckoOrigin(std::string origin, std::string cache_name,
               std::filesystem::path cache_dir);
   bool OpenCache(std::string* error);
+  // What Gecko's SetupAction does at the first open after an unclean
+  // shutdown (a stale context_open.marker): deletes orphaned caches (no
+  // storage row) with their entries and body files, then every .final
+  // body file that no row references. It prints what it found on stdout;
+  // the second count is what makes real Gecko's quota usage wrap
+  // (docs/gecko.md, "Orphan bodies"), so the crash tests expect none.
+  bool CleanUpAfterUncleanShutdown(std::string* error);
   bool Exec(const char* sql, std::string* error);
   bool StatementError(const char* what, std::string* error);
   bool FindMatches(std::string_view url_no_query, std::string_view query,
