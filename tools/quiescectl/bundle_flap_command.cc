@@ -1,7 +1,7 @@
 // quiescectl bundle verify, and the .flap sides of inject and pack
 // (docs/flap.md). A .flap is read with the flap_* code of the bundle
 // library; inject converts it into a quiesce bundle and takes BundleInject's
-// path from there (bodies staged first, then one injection), pack takes
+// path from there (bodies staged first, then the injection's steps), pack takes
 // BundlePack's snapshot-and-retry loop with PackFlap.
 #include <stdlib.h>
 
