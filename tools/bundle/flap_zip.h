@@ -73,7 +73,7 @@ class ZipStreamWriter {
   absl::Status Begin(const std::string& name);
   absl::Status Write(std::string_view data);
   absl::Status End();
-  // Central directory, end record, fsync and close.
+  // Central directory, end record and close.
   absl::Status Close();
 
  private:
