@@ -237,6 +237,23 @@ TEST_F(Profile, AFillWaitsForARecoveryThatCanDeleteItsRows) {
   EXPECT_TRUE(DeadFills(cache_dir_).empty());
 }
 
+// A fill whose rows name none of its bodies (bodiless entries, or killed
+// right after its caches row went in) still holds rows that no page will
+// ever see: its directory waits too, or nothing would know to delete them
+// after a clean shutdown (Gecko deletes orphaned caches only after an
+// unclean one).
+TEST_F(Profile, AFillWithoutBodiesWaitsToo) {
+  PutBody(cache_dir_, kIdB);
+  const fs::path dir = Staging(
+      DeadPid(), FormatStagingManifest({cache_dir_.string(), 9, {kIdB}, {}}));
+  const Recovery r = RecoverStaging(cache_dir_, {}, Readers::kNone, {9});
+  EXPECT_EQ(r.bodies_removed, 1);
+  EXPECT_EQ(r.fills_waiting, 1);
+  EXPECT_EQ(r.directories, 0);
+  EXPECT_TRUE(fs::exists(dir));
+  EXPECT_EQ(DeadFills(cache_dir_), std::vector<int64_t>{9});
+}
+
 TEST_F(Profile, APublishedFillDoesNotWait) {
   PutBody(cache_dir_, kIdA);
   const fs::path dir = Staging(

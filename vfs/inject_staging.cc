@@ -190,11 +190,10 @@ Recovery RecoverStaging(const fs::path& cache_dir,
         }
       }
       r.bodies_kept += kept;
-      // Rows of a fill never published: the directory stays until a
-      // recovery that can delete them has. (A fill whose rows name none of
-      // its bodies holds no more than an empty cache row, which Gecko
-      // deletes after its next unclean shutdown.)
-      if (kept > 0 && unpublished_caches.count(manifest->fill_cache_id)) {
+      // Rows of a fill never published, with or without bodies: the
+      // directory stays until a recovery that can delete them has (Gecko
+      // deletes an orphaned cache only after an unclean shutdown).
+      if (unpublished_caches.count(manifest->fill_cache_id)) {
         ++r.fills_waiting;
         waiting = true;
       }

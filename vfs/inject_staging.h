@@ -94,8 +94,8 @@ enum class Readers {
 // Readers::kMaybe, unreferenced replaced bodies stay, and so does their
 // directory. So does the directory of a fill that is still among
 // `unpublished_caches` (the caches that no storage row names, read with
-// the rows) and whose rows reference its bodies, until a recovery that
-// can delete those rows has run (the shim's and a pack's write nothing).
+// the rows), until a recovery that can delete its rows has run (the
+// shim's and a pack's write nothing).
 // A directory without a manifest moved nothing and just goes. Directories
 // of other cache directories are left for their own origin's recovery.
 Recovery RecoverStaging(const std::filesystem::path& cache_dir,
