@@ -160,19 +160,40 @@ struct CrashHost {
     return WaitForCacheDb(ctl, socket, committed);
   }
   void Kill() { process->Kill(); }
-  // Packs the host's own cache into `bundle`: the exit code of the first
-  // pack that found it (exit 4, no such cache, until the host's first put).
-  int PackOwnCache(const std::string& bundle) const {
-    int packed = 4;
-    for (int i = 0; i < 100 && packed == 4; ++i) {
-      if (i > 0) std::this_thread::sleep_for(50ms);
-      packed = RunProgram({ctl, "--socket", socket, "bundle", "pack",
-                           "--force", "--origin", kOrigin, "--cache",
-                           "hostsim-v1", "-o", bundle},
-                          30s)
-                   .exit_code;
+  // The host's output once its cleanup after an unclean start has
+  // reported (its last line of that cleanup; it commits its deletions
+  // before it prints, so a restart that has committed may not have yet).
+  std::string UncleanStartOutput() const {
+    std::string out;
+    for (int i = 0; i < 600; ++i) {
+      std::ifstream in(dir.File("host.out"));
+      out.assign(std::istreambuf_iterator<char>(in),
+                 std::istreambuf_iterator<char>());
+      if (out.find("hostsim: unclean start of") != std::string::npos) break;
+      std::this_thread::sleep_for(50ms);
     }
-    return packed;
+    return out;
+  }
+  // Packs the host's own cache into `bundle` once it holds at least
+  // kPackedEntries entries (so an inject of it fills in several steps);
+  // the exit code of the last pack (4, no such cache, until the host's
+  // first put made it).
+  int PackOwnCache(const std::string& bundle) const {
+    constexpr int64_t kPackedEntries = 20;
+    int packed = 4;
+    int64_t entries = 0;
+    for (int i = 0; i < 200 && (packed == 4 || (packed == 0 &&
+                                                entries < kPackedEntries));
+         ++i) {
+      if (i > 0) std::this_thread::sleep_for(50ms);
+      const Finished run = RunProgram(
+          {ctl, "--socket", socket, "--json", "bundle", "pack", "--force",
+           "--origin", kOrigin, "--cache", "hostsim-v1", "-o", bundle},
+          30s);
+      packed = run.exit_code;
+      entries = json::parse(run.out, nullptr, false).value("entries", 0);
+    }
+    return entries >= kPackedEntries ? packed : -1;
   }
 
   const std::string hostsim = ProgramFromEnv("HOSTSIM");
@@ -225,20 +246,21 @@ void KillAtEachPoint(CleanUp clean_up) {
           30s);
       ASSERT_EQ(recover.exit_code, 0) << recover.out;
     }
-    const bool filling = std::string(point) == "filling";
+    // Every point before the publish has made the fill's caches row.
+    const bool unpublished = std::string(point) != "committed";
     if (clean_up == CleanUp::kHostRestart) {
       // The restart's open of caches.sqlite is what cleans up; the disk is
       // then read with the host down again, as after the recover.
       ASSERT_FALSE(host.Start(true).empty()) << "no restart";
+      const std::string out = host.UncleanStartOutput();
       host.Kill();
-      std::ifstream in(dir.File("host.out"));
-      const std::string out((std::istreambuf_iterator<char>(in)),
-                            std::istreambuf_iterator<char>());
+      ASSERT_NE(out.find("hostsim: unclean start of"), std::string::npos)
+          << "the restart did not clean up after the kill: " << out;
       for (const std::string& id : all_staged) {
         EXPECT_EQ(out.find("unreferenced body " + id), std::string::npos)
             << "the host's unclean start met our orphan " << id;
       }
-      if (filling) {
+      if (unpublished) {
         // The unpublished fill is an orphaned cache: the host's cleanup
         // deleted it, bodies and all.
         EXPECT_NE(out.find(": 1 orphaned caches deleted"), std::string::npos)
@@ -261,9 +283,10 @@ void KillAtEachPoint(CleanUp clean_up) {
           << body << (disk.referenced.count(id) ? " missing" : " orphaned");
     }
     std::error_code ec;
-    if (filling && clean_up == CleanUp::kHostRestart) {
+    if (unpublished && clean_up == CleanUp::kHostRestart) {
       // The shim writes no rows: the fill's directory waits for the next
-      // bundle inject (the next point's), which finds its rows gone.
+      // bundle inject (the next point's), which finds its rows gone. The
+      // last point's finds it empty.
       EXPECT_FALSE(fs::is_empty(profile / "quiesce-staging", ec));
     } else {
       EXPECT_TRUE(fs::is_empty(profile / "quiesce-staging", ec))
