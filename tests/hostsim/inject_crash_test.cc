@@ -144,6 +144,18 @@ DiskState ReadDisk(const std::string& db_path, const std::string& cache) {
   return s;
 }
 
+// Expects none of an abandoned fill's `staged` bodies to be named by a
+// row (`after`) or left in the morgue/ of `db_path`.
+void ExpectFillGone(const std::string& db_path, const DiskState& after,
+                    const std::set<std::string>& staged) {
+  const fs::path cache_dir = fs::path(db_path).parent_path();
+  for (const std::string& id : staged) {
+    EXPECT_EQ(after.referenced.count(id), 0u) << "the fill's rows stayed";
+    EXPECT_FALSE(fs::exists(cache_dir / *bundle::MorguePathOfBodyId(id)))
+        << "the fill's body " << id << " stayed";
+  }
+}
+
 // A Gecko-like host (hostsim --gecko, writing) on a profile of its own,
 // killed with -9 and started again by the tests.
 struct CrashHost {
@@ -160,6 +172,21 @@ struct CrashHost {
     return WaitForCacheDb(ctl, socket, committed);
   }
   void Kill() { process->Kill(); }
+  // `bundle inject BUNDLE --rename CACHE`, started so that it stops at
+  // `point` and creates `pause` there (QUIESCECTL_TEST_PAUSE); it goes on
+  // when `pause` is removed.
+  std::unique_ptr<Background> InjectPausingAt(const std::string& point,
+                                              const std::string& bundle,
+                                              const std::string& cache,
+                                              const std::string& pause) const {
+    setenv("QUIESCECTL_TEST_PAUSE", (point + ":" + pause).c_str(), 1);
+    auto inject = std::make_unique<Background>(
+        std::vector<std::string>{ctl, "--socket", socket, "bundle", "inject",
+                                 bundle, "--rename", cache},
+        dir.File("inject-" + cache + ".out"));
+    unsetenv("QUIESCECTL_TEST_PAUSE");
+    return inject;
+  }
   // The host's output once its cleanup after an unclean start has
   // reported (its last line of that cleanup; it commits its deletions
   // before it prints, so a restart that has committed may not have yet).
@@ -211,7 +238,6 @@ void KillAtEachPoint(CleanUp clean_up) {
   CrashHost host;
   ASSERT_FALSE(host.hostsim.empty() || host.ctl.empty());
   const std::string& ctl = host.ctl;
-  const std::string& socket = host.socket;
   const fs::path& profile = host.profile;
   TempDir& dir = host.dir;
   const std::string db_path = host.Start();
@@ -226,15 +252,10 @@ void KillAtEachPoint(CleanUp clean_up) {
     SCOPED_TRACE(point);
     const std::string cache = std::string("copy-") + point;
     const std::string pause = dir.File(std::string("paused-") + point);
-    setenv("QUIESCECTL_TEST_PAUSE", (std::string(point) + ":" + pause).c_str(),
-           1);
-    Background inject({ctl, "--socket", socket, "bundle", "inject", bundle,
-                       "--rename", cache},
-                      dir.File(std::string("inject-") + point + ".out"));
-    unsetenv("QUIESCECTL_TEST_PAUSE");
+    const auto inject = host.InjectPausingAt(point, bundle, cache, pause);
     ASSERT_TRUE(WaitForFile(pause)) << "inject never reached " << point;
     host.Kill();  // kill -9 of the "browser" at this point
-    inject.Kill();
+    inject->Kill();
     const std::set<std::string> staged = ManifestBodyIds(profile);
     EXPECT_FALSE(staged.empty()) << "no manifest at " << point;
     all_staged.insert(staged.begin(), staged.end());
@@ -362,13 +383,9 @@ TEST(GeckoHostInjectCrash, AKilledInjectorsFillGoesWithTheNextInject) {
   const std::string bundle = host.dir.File("b.zip");
   ASSERT_EQ(host.PackOwnCache(bundle), 0);
   const std::string pause = host.dir.File("paused");
-  setenv("QUIESCECTL_TEST_PAUSE", ("filling:" + pause).c_str(), 1);
-  Background killed({host.ctl, "--socket", host.socket, "bundle", "inject",
-                     bundle, "--rename", "lost"},
-                    host.dir.File("killed.out"));
-  unsetenv("QUIESCECTL_TEST_PAUSE");
+  const auto killed = host.InjectPausingAt("filling", bundle, "lost", pause);
   ASSERT_TRUE(WaitForFile(pause));
-  killed.Kill();
+  killed->Kill();
   const std::set<std::string> staged = ManifestBodyIds(host.profile);
   ASSERT_FALSE(staged.empty());
   const DiskState left = ReadDisk(db_path, "lost");
@@ -384,12 +401,7 @@ TEST(GeckoHostInjectCrash, AKilledInjectorsFillGoesWithTheNextInject) {
   ASSERT_EQ(next.exit_code, 0) << next.out;
   const DiskState after = ReadDisk(db_path, "found");
   EXPECT_GT(after.copy_entries, 0);
-  const fs::path cache_dir = fs::path(db_path).parent_path();
-  for (const std::string& id : staged) {
-    EXPECT_EQ(after.referenced.count(id), 0u) << "the fill's rows stayed";
-    EXPECT_FALSE(fs::exists(cache_dir / *bundle::MorguePathOfBodyId(id)))
-        << "the fill's body " << id << " stayed";
-  }
+  ExpectFillGone(db_path, after, staged);
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY,
                             nullptr),
@@ -420,11 +432,7 @@ TEST(GeckoHostInjectCrash, APublishThatLosesTheNameLeavesNothing) {
   const std::string bundle = host.dir.File("b.zip");
   ASSERT_EQ(host.PackOwnCache(bundle), 0);
   const std::string pause = host.dir.File("paused");
-  setenv("QUIESCECTL_TEST_PAUSE", ("filling:" + pause).c_str(), 1);
-  Background inject({host.ctl, "--socket", host.socket, "bundle", "inject",
-                     bundle, "--rename", "taken"},
-                    host.dir.File("inject.out"));
-  unsetenv("QUIESCECTL_TEST_PAUSE");
+  const auto inject = host.InjectPausingAt("filling", bundle, "taken", pause);
   ASSERT_TRUE(WaitForFile(pause));
   const std::set<std::string> staged = ManifestBodyIds(host.profile);
   ASSERT_FALSE(staged.empty());
@@ -440,16 +448,11 @@ TEST(GeckoHostInjectCrash, APublishThatLosesTheNameLeavesNothing) {
                  30s);
   ASSERT_EQ(made.exit_code, 0) << made.out;
   fs::remove(pause);  // inject goes on to the publish
-  EXPECT_NE(inject.Wait(60s), 0) << "the publish should have failed";
+  EXPECT_NE(inject->Wait(60s), 0) << "the publish should have failed";
 
   const DiskState after = ReadDisk(db_path, "taken");
   EXPECT_EQ(after.copy_entries, 0) << "the page's cache is not as it made it";
-  const fs::path cache_dir = fs::path(db_path).parent_path();
-  for (const std::string& id : staged) {
-    EXPECT_EQ(after.referenced.count(id), 0u) << "the fill's rows stayed";
-    EXPECT_FALSE(fs::exists(cache_dir / *bundle::MorguePathOfBodyId(id)))
-        << "the fill's body " << id << " stayed";
-  }
+  ExpectFillGone(db_path, after, staged);
   std::error_code ec;
   EXPECT_TRUE(fs::is_empty(host.profile / "quiesce-staging", ec));
   host.Kill();
