@@ -329,13 +329,14 @@ inline constexpr char kCacheIdParameter[] = ":cache_id";
 struct InjectionPlan {
   // The transactions, to run in order, each on its own. A new cache is
   // filled while no page can see it, so that each transaction is short:
-  // steps[0] inserts its `caches` row, the middle steps its entries (a few
-  // hundred rows each), and the last its `storage` row, which is what lists
-  // it to pages (Gecko finds caches through `storage` alone), so pages see
-  // all of it at once. Every step after the first binds kCacheIdParameter.
-  // An unpublished fill is an orphaned cache, which Gecko deletes itself
-  // after an unclean shutdown; DeleteUnpublishedCacheSql deletes it live.
-  // An overwrite is ONE step: it deletes and inserts in the same cache.
+  // steps[0] inserts its `caches` row, the middle steps its entries
+  // (rows_per_step rows each), and the last its `storage` row, which is
+  // what lists it to pages (Gecko finds caches through `storage` alone),
+  // so pages see all of it at once. Every step after the first binds
+  // kCacheIdParameter. An unpublished fill is an orphaned cache, which
+  // Gecko deletes itself after an unclean shutdown;
+  // DeleteUnpublishedCacheSql deletes it live. An overwrite is ONE step:
+  // it deletes and inserts in the same cache.
   std::vector<PlanStep> steps;
   bool fills_new_cache = false;
   // Body files to copy from the bundle into the cache directory BEFORE the

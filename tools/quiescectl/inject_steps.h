@@ -1,7 +1,7 @@
 // The transactions of an injection plan run against a live origin, one
 // `inject` request each (bundle inject). A new cache is filled in short
 // transactions that no page can see and then published by one tiny one
-// (bundle::InjectionPlan), so the page waits for a few hundred rows at a
+// (bundle::InjectionPlan), so the page waits for a few dozen rows at a
 // time, never for the whole bundle. Each request prepares its statements
 // before the host's gate closes.
 #ifndef QUIESCE_TOOLS_QUIESCECTL_INJECT_STEPS_H_
