@@ -241,9 +241,9 @@ int BundleInject(const BundleArgs& args) {
         staging_guard.keep = true;
         failure.message +=
             " (whether the injection committed cannot be seen: the next "
-            "`quiescectl bundle inject` or `bundle pack` of " +
-            origin->origin + ", or `quiescectl bundle recover --profile "
-            "DIR` with the browser stopped, removes what it left)";
+            "`quiescectl bundle inject` of " + origin->origin +
+            ", or `quiescectl bundle recover --profile DIR` with the "
+            "browser stopped, removes what it left)";
         return ReportFailure(failure);
       }
       if (plan->fills_new_cache && next_step + 1 == steps->size()) {
