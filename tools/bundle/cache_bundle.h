@@ -389,7 +389,10 @@ absl::Status ExecutePlan(sqlite3* db, const InjectionPlan& plan);
 // Plain DML that deletes cache `cache_id` with its entries, their headers
 // and URL lists, and its share of security_info, if no `storage` row names
 // it: an injection's fill that was never published. Does nothing to a
-// published cache, nor to an id that no longer exists.
+// published cache, nor to an id that no longer exists. An id read from a
+// dead injection's manifest names that fill or nothing: Gecko's `caches.id`
+// is AUTOINCREMENT, never reused, so once Gecko deleted the fill no later
+// cache of the page's (an unpublished one it still holds, say) gets it.
 std::string DeleteUnpublishedCacheSql(int64_t cache_id);
 
 }  // namespace quiesce::bundle
