@@ -92,6 +92,7 @@ struct DiskState {
   std::set<std::string> copy_bodies;  // body ids the injected cache's rows
                                       // reference
   std::set<std::string> referenced;  // body ids rows reference
+  int64_t orphaned_caches = -1;  // caches that no storage row names
 };
 
 DiskState ReadDisk(const std::string& db_path, const std::string& cache) {
@@ -139,6 +140,13 @@ DiskState ReadDisk(const std::string& db_path, const std::string& cache) {
         reinterpret_cast<const char*>(sqlite3_column_text(st, 0)));
   }
   EXPECT_EQ(step, SQLITE_DONE) << sqlite3_errmsg(db);
+  sqlite3_finalize(st);
+  sqlite3_prepare_v2(db,
+                     "SELECT count(*) FROM caches WHERE id NOT IN "
+                     "(SELECT cache_id FROM storage)",
+                     -1, &st, nullptr);
+  EXPECT_EQ(sqlite3_step(st), SQLITE_ROW) << sqlite3_errmsg(db);
+  s.orphaned_caches = sqlite3_column_int64(st, 0);
   sqlite3_finalize(st);
   sqlite3_close(db);
   return s;
@@ -234,17 +242,28 @@ struct CrashHost {
 
 enum class CleanUp { kBundleRecover, kHostRestart };
 
-void KillAtEachPoint(CleanUp clean_up) {
-  CrashHost host;
-  ASSERT_FALSE(host.hostsim.empty() || host.ctl.empty());
-  const std::string& ctl = host.ctl;
-  const fs::path& profile = host.profile;
-  TempDir& dir = host.dir;
-  const std::string db_path = host.Start();
-  ASSERT_FALSE(db_path.empty());
-  // The bundle: the host's own cache, packed while it writes.
-  const std::string bundle = dir.File("b.zip");
-  ASSERT_EQ(host.PackOwnCache(bundle), 0);
+// Every test's start: a CrashHost that writes, with its own cache packed
+// into bundle_.
+class GeckoHostInjectCrash : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_FALSE(host_.hostsim.empty() || host_.ctl.empty());
+    db_path_ = host_.Start(true);
+    ASSERT_FALSE(db_path_.empty());
+    bundle_ = host_.dir.File("b.zip");
+    ASSERT_EQ(host_.PackOwnCache(bundle_), 0);
+  }
+  void KillAtEachPoint(CleanUp clean_up);
+
+  CrashHost host_;
+  std::string db_path_;
+  std::string bundle_;
+};
+
+void GeckoHostInjectCrash::KillAtEachPoint(CleanUp clean_up) {
+  const std::string& ctl = host_.ctl;
+  const fs::path& profile = host_.profile;
+  TempDir& dir = host_.dir;
 
   const char* points[] = {"staged", "moved", "filling", "committed"};
   std::set<std::string> all_staged;
@@ -252,9 +271,9 @@ void KillAtEachPoint(CleanUp clean_up) {
     SCOPED_TRACE(point);
     const std::string cache = std::string("copy-") + point;
     const std::string pause = dir.File(std::string("paused-") + point);
-    const auto inject = host.InjectPausingAt(point, bundle, cache, pause);
+    const auto inject = host_.InjectPausingAt(point, bundle_, cache, pause);
     ASSERT_TRUE(WaitForFile(pause)) << "inject never reached " << point;
-    host.Kill();  // kill -9 of the "browser" at this point
+    host_.Kill();  // kill -9 of the "browser" at this point
     inject->Kill();
     const std::set<std::string> staged = ManifestBodyIds(profile);
     EXPECT_FALSE(staged.empty()) << "no manifest at " << point;
@@ -272,9 +291,9 @@ void KillAtEachPoint(CleanUp clean_up) {
     if (clean_up == CleanUp::kHostRestart) {
       // The restart's open of caches.sqlite is what cleans up; the disk is
       // then read with the host down again, as after the recover.
-      ASSERT_FALSE(host.Start(true).empty()) << "no restart";
-      const std::string out = host.UncleanStartOutput();
-      host.Kill();
+      ASSERT_FALSE(host_.Start(true).empty()) << "no restart";
+      const std::string out = host_.UncleanStartOutput();
+      host_.Kill();
       ASSERT_NE(out.find("hostsim: unclean start of"), std::string::npos)
           << "the restart did not clean up after the kill: " << out;
       for (const std::string& id : all_staged) {
@@ -288,7 +307,7 @@ void KillAtEachPoint(CleanUp clean_up) {
             << out;
       }
     }
-    const DiskState disk = ReadDisk(db_path, cache);
+    const DiskState disk = ReadDisk(db_path_, cache);
     const bool committed = std::string(point) == "committed";
     if (committed) {
       EXPECT_GT(disk.copy_entries, 0) << "the committed injection is gone";
@@ -298,7 +317,7 @@ void KillAtEachPoint(CleanUp clean_up) {
     // No body of any injection so far lies in morgue/ unreferenced, and
     // every referenced one is there.
     for (const std::string& id : all_staged) {
-      const fs::path body = fs::path(db_path).parent_path() /
+      const fs::path body = fs::path(db_path_).parent_path() /
                             *bundle::MorguePathOfBodyId(id);
       EXPECT_EQ(fs::exists(body), disk.referenced.count(id) > 0)
           << body << (disk.referenced.count(id) ? " missing" : " orphaned");
@@ -314,34 +333,28 @@ void KillAtEachPoint(CleanUp clean_up) {
           << "staging directories left";
     }
 
-    ASSERT_FALSE(host.Start().empty()) << "no restart";
+    ASSERT_FALSE(host_.Start().empty()) << "no restart";
   }
-  host.Kill();
+  host_.Kill();
 }
 
 // --overwrite replaces a cache whose bodies a page may still be reading:
 // they stay in morgue/ while the host runs, and are gone once the host
 // restarted (after a kill -9: the unclean start whose Gecko cleanup they
 // must not meet), while the new ones stay.
-TEST(GeckoHostInjectCrash, ReplacedBodiesGoAtTheNextStartNotBefore) {
-  CrashHost host;
-  ASSERT_FALSE(host.hostsim.empty() || host.ctl.empty());
-  const std::string& ctl = host.ctl;
-  const std::string& socket = host.socket;
-  const std::string db_path = host.Start();
-  ASSERT_FALSE(db_path.empty());
-  const std::string bundle = host.dir.File("b.zip");
-  ASSERT_EQ(host.PackOwnCache(bundle), 0);
+TEST_F(GeckoHostInjectCrash, ReplacedBodiesGoAtTheNextStartNotBefore) {
+  const std::string& ctl = host_.ctl;
+  const std::string& socket = host_.socket;
   auto inject = [&](bool overwrite) {
-    std::vector<std::string> argv = {ctl,      "--socket", socket,  "bundle",
-                                     "inject", bundle,     "--rename", "copy"};
+    std::vector<std::string> argv = {ctl,      "--socket", socket,   "bundle",
+                                     "inject", bundle_,    "--rename", "copy"};
     if (overwrite) argv.push_back("--overwrite");
     return RunProgram(argv, 30s).exit_code;
   };
   ASSERT_EQ(inject(false), 0);
-  const std::set<std::string> first = ReadDisk(db_path, "copy").copy_bodies;
+  const std::set<std::string> first = ReadDisk(db_path_, "copy").copy_bodies;
   ASSERT_EQ(inject(true), 0);
-  const DiskState after = ReadDisk(db_path, "copy");
+  const DiskState after = ReadDisk(db_path_, "copy");
   // The first copy's bodies: the overwrite's new entries have new ones.
   std::set<std::string> replaced;
   for (const std::string& id : first) {
@@ -349,120 +362,95 @@ TEST(GeckoHostInjectCrash, ReplacedBodiesGoAtTheNextStartNotBefore) {
   }
   EXPECT_EQ(replaced, first);
   ASSERT_FALSE(replaced.empty());
-  const fs::path cache_dir = fs::path(db_path).parent_path();
+  const fs::path cache_dir = fs::path(db_path_).parent_path();
   auto body = [&](const std::string& id) {
     return cache_dir / *bundle::MorguePathOfBodyId(id);
   };
   for (const std::string& id : replaced) {
     EXPECT_TRUE(fs::exists(body(id))) << "removed while a page may read it";
   }
-  host.Kill();
-  ASSERT_FALSE(host.Start(true).empty()) << "no restart";
+  host_.Kill();
+  ASSERT_FALSE(host_.Start(true).empty()) << "no restart";
   for (const std::string& id : replaced) {
     EXPECT_FALSE(fs::exists(body(id))) << "left for Gecko's cleanup";
   }
-  const DiskState restarted = ReadDisk(db_path, "copy");
+  const DiskState restarted = ReadDisk(db_path_, "copy");
   EXPECT_EQ(restarted.copy_bodies, after.copy_bodies);
   for (const std::string& id : restarted.copy_bodies) {
     EXPECT_TRUE(fs::exists(body(id))) << "a referenced body went";
   }
   std::error_code ec;
-  EXPECT_TRUE(fs::is_empty(host.profile / "quiesce-staging", ec))
+  EXPECT_TRUE(fs::is_empty(host_.profile / "quiesce-staging", ec))
       << "staging directories left";
-  host.Kill();
+  host_.Kill();
 }
 
 // quiescectl alone killed in the middle of filling a new cache, the host
 // running on: the unpublished fill's rows and bodies stay until the next
 // `bundle inject` of the origin, which deletes them before its own.
-TEST(GeckoHostInjectCrash, AKilledInjectorsFillGoesWithTheNextInject) {
-  CrashHost host;
-  ASSERT_FALSE(host.hostsim.empty() || host.ctl.empty());
-  const std::string db_path = host.Start(true);
-  ASSERT_FALSE(db_path.empty());
-  const std::string bundle = host.dir.File("b.zip");
-  ASSERT_EQ(host.PackOwnCache(bundle), 0);
-  const std::string pause = host.dir.File("paused");
-  const auto killed = host.InjectPausingAt("filling", bundle, "lost", pause);
+TEST_F(GeckoHostInjectCrash, AKilledInjectorsFillGoesWithTheNextInject) {
+  const std::string pause = host_.dir.File("paused");
+  const auto killed = host_.InjectPausingAt("filling", bundle_, "lost", pause);
   ASSERT_TRUE(WaitForFile(pause));
   killed->Kill();
-  const std::set<std::string> staged = ManifestBodyIds(host.profile);
+  const std::set<std::string> staged = ManifestBodyIds(host_.profile);
   ASSERT_FALSE(staged.empty());
-  const DiskState left = ReadDisk(db_path, "lost");
+  const DiskState left = ReadDisk(db_path_, "lost");
   EXPECT_EQ(left.copy_entries, -1) << "a page could see the fill";
   size_t filled = 0;
   for (const std::string& id : staged) filled += left.referenced.count(id);
   EXPECT_GT(filled, 0u) << "no rows filled before the kill";
 
   const Finished next =
-      RunProgram({host.ctl, "--socket", host.socket, "--json", "bundle",
-                  "inject", bundle, "--rename", "found"},
+      RunProgram({host_.ctl, "--socket", host_.socket, "--json", "bundle",
+                  "inject", bundle_, "--rename", "found"},
                  30s);
   ASSERT_EQ(next.exit_code, 0) << next.out;
-  const DiskState after = ReadDisk(db_path, "found");
+  const DiskState after = ReadDisk(db_path_, "found");
   EXPECT_GT(after.copy_entries, 0);
-  ExpectFillGone(db_path, after, staged);
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY,
-                            nullptr),
-            SQLITE_OK);
-  sqlite3_busy_timeout(db, 10000);
-  sqlite3_stmt* st = nullptr;
-  sqlite3_prepare_v2(db,
-                     "SELECT count(*) FROM caches WHERE id NOT IN "
-                     "(SELECT cache_id FROM storage)",
-                     -1, &st, nullptr);
-  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
-  EXPECT_EQ(sqlite3_column_int64(st, 0), 0) << "an orphaned cache is left";
-  sqlite3_finalize(st);
-  sqlite3_close(db);
+  ExpectFillGone(db_path_, after, staged);
+  EXPECT_EQ(after.orphaned_caches, 0) << "an orphaned cache is left";
   std::error_code ec;
-  EXPECT_TRUE(fs::is_empty(host.profile / "quiesce-staging", ec));
-  host.Kill();
+  EXPECT_TRUE(fs::is_empty(host_.profile / "quiesce-staging", ec));
+  host_.Kill();
 }
 
 // The page makes a cache of the injected name while the fill runs: the
 // publish fails on the storage key, and the fill goes (rows and bodies),
 // leaving the page's cache as it made it.
-TEST(GeckoHostInjectCrash, APublishThatLosesTheNameLeavesNothing) {
-  CrashHost host;
-  ASSERT_FALSE(host.hostsim.empty() || host.ctl.empty());
-  const std::string db_path = host.Start(true);
-  ASSERT_FALSE(db_path.empty());
-  const std::string bundle = host.dir.File("b.zip");
-  ASSERT_EQ(host.PackOwnCache(bundle), 0);
-  const std::string pause = host.dir.File("paused");
-  const auto inject = host.InjectPausingAt("filling", bundle, "taken", pause);
+TEST_F(GeckoHostInjectCrash, APublishThatLosesTheNameLeavesNothing) {
+  const std::string pause = host_.dir.File("paused");
+  const auto inject = host_.InjectPausingAt("filling", bundle_, "taken", pause);
   ASSERT_TRUE(WaitForFile(pause));
-  const std::set<std::string> staged = ManifestBodyIds(host.profile);
+  const std::set<std::string> staged = ManifestBodyIds(host_.profile);
   ASSERT_FALSE(staged.empty());
   // The page's cache "taken" (storage keys are UTF-16LE), made through
   // the host's own gate.
-  const std::string sql = host.dir.File("taken.sql");
+  const std::string sql = host_.dir.File("taken.sql");
   std::ofstream(sql) << "INSERT INTO caches DEFAULT VALUES;\n"
                         "INSERT INTO storage (namespace, key, cache_id) "
                         "VALUES (0, x'740061006B0065006E00', "
                         "last_insert_rowid());\n";
   const Finished made =
-      RunProgram({host.ctl, "--socket", host.socket, "inject", db_path, sql},
+      RunProgram({host_.ctl, "--socket", host_.socket, "inject", db_path_, sql},
                  30s);
   ASSERT_EQ(made.exit_code, 0) << made.out;
   fs::remove(pause);  // inject goes on to the publish
   EXPECT_NE(inject->Wait(60s), 0) << "the publish should have failed";
 
-  const DiskState after = ReadDisk(db_path, "taken");
+  const DiskState after = ReadDisk(db_path_, "taken");
   EXPECT_EQ(after.copy_entries, 0) << "the page's cache is not as it made it";
-  ExpectFillGone(db_path, after, staged);
+  ExpectFillGone(db_path_, after, staged);
   std::error_code ec;
-  EXPECT_TRUE(fs::is_empty(host.profile / "quiesce-staging", ec));
-  host.Kill();
+  EXPECT_TRUE(fs::is_empty(host_.profile / "quiesce-staging", ec));
+  host_.Kill();
 }
 
-TEST(GeckoHostInjectCrash, KillAtEachPointThenBundleRecoverLeavesNoOrphans) {
+TEST_F(GeckoHostInjectCrash, KillAtEachPointThenBundleRecoverLeavesNoOrphans) {
   KillAtEachPoint(CleanUp::kBundleRecover);
 }
 
-TEST(GeckoHostInjectCrash, KillAtEachPointThenRestartLeavesNoOrphans) {
+TEST_F(GeckoHostInjectCrash, KillAtEachPointThenRestartLeavesNoOrphans) {
   KillAtEachPoint(CleanUp::kHostRestart);
 }
 
